@@ -1,0 +1,9 @@
+from .blocks import (ConvBnAct, DepthwiseSeparable, InvertedResidual,
+                     ResidualBottleneck, SqueezeExcite, build_op,
+                     make_divisible)
+from .cream_net import CreamNet
+from .heads import CreamClsHead
+
+__all__ = ['ConvBnAct', 'DepthwiseSeparable', 'InvertedResidual',
+           'ResidualBottleneck', 'SqueezeExcite', 'build_op', 'make_divisible',
+           'CreamNet', 'CreamClsHead']

