@@ -1,0 +1,62 @@
+"""Convert an authors' released Cream checkpoint for mmpretrain and mmdet.
+
+    python tools/convert_official_checkpoint.py 287.pth.tar \
+        --out-cls checkpoints/cream-287m_in1k.pth \
+        --out-backbone checkpoints/cream-287m_backbone.pth
+
+The EMA weights (``state_dict_ema``) are preferred, ``state_dict`` is the
+fallback; ``module.`` prefixes are stripped. The architecture is read off the
+weights' shapes unless ``--arch`` is given. The classifier checkpoint loads
+into ``ImageClassifier(backbone=CreamNet, head=CreamClsHead)``; the backbone
+checkpoint holds only ``backbone.*`` keys, for mmdet's
+``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+Any key that does not fit is an error listing the keys.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from cream_mm.models.checkpoint import convert_release  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('src', help='released .pth.tar (timm-style dict)')
+    p.add_argument('--arch', help='arch string or released name; default: '
+                   'inferred from the weights')
+    p.add_argument('--out-cls', help='mmpretrain classifier checkpoint')
+    p.add_argument('--out-backbone', help='backbone-only checkpoint')
+    args = p.parse_args(argv)
+    if not (args.out_cls or args.out_backbone):
+        p.error('give --out-cls and/or --out-backbone')
+    return args
+
+
+def _save(state, meta, path):
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    torch.save(dict(state_dict=state, meta=meta), tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint
+    print(f'wrote {path} ({len(state)} tensors)')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    state, arch, info = convert_release(args.src, args.arch)
+    print(f'arch {info["arch"]} from "{info["source_entry"]}", '
+          f'{info["num_classes"]} classes, all {info["num_keys"]} keys matched')
+    meta = dict(arch=info['arch'], source=osp.basename(args.src),
+                source_entry=info['source_entry'])
+    if args.out_cls:
+        _save(state, meta, args.out_cls)
+    if args.out_backbone:
+        _save({k: v for k, v in state.items() if k.startswith('backbone.')},
+              meta, args.out_backbone)
+
+
+if __name__ == '__main__':
+    main()
