@@ -1,0 +1,1 @@
+from .rmsprop_tf import RMSpropTF  # noqa: F401
