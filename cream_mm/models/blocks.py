@@ -88,6 +88,7 @@ class _Residual(nn.Module):
 
 class DepthwiseSeparable(_Residual):
     """dw kxk -> BN -> act -> SE -> pw 1x1 -> BN (MobileNet's DS block)."""
+    conv_bn_pairs = (('conv_dw', 'bn1'), ('conv_pw', 'bn2'))
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1,
                  se_ratio=SE_RATIO, norm_cfg=DEFAULT_NORM,
@@ -110,6 +111,8 @@ class DepthwiseSeparable(_Residual):
 
 class InvertedResidual(_Residual):
     """MBConv with SE (MobileNetV2 [11] + SE [21]), expansion e, kernel k."""
+    conv_bn_pairs = (('conv_pw', 'bn1'), ('conv_dw', 'bn2'),
+                     ('conv_pwl', 'bn3'))
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1,
                  expand_ratio=6, se_ratio=SE_RATIO, norm_cfg=DEFAULT_NORM,
@@ -135,6 +138,8 @@ class InvertedResidual(_Residual):
 
 class ResidualBottleneck(nn.Module):
     """ResNet bottleneck [12] with a 3x3 middle conv (Appendix C, Table 9)."""
+    conv_bn_pairs = (('conv1', 'bn1'), ('conv2', 'bn2'), ('conv3', 'bn3'),
+                     ('downsample.0', 'downsample.1'))
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1,
                  norm_cfg=DEFAULT_NORM, act_cfg=DEFAULT_ACT,
@@ -166,6 +171,7 @@ class ResidualBottleneck(nn.Module):
 
 class ConvBnAct(nn.Module):
     """Plain kxk conv -> BN -> act (Table 10's "Conv"; the release's tail)."""
+    conv_bn_pairs = (('conv', 'bn1'), )
 
     def __init__(self, in_channels, out_channels, kernel_size=1, stride=1,
                  norm_cfg=DEFAULT_NORM, act_cfg=DEFAULT_ACT,

@@ -60,6 +60,7 @@ def drop_path_rates(depths: Sequence[int], rate: float) -> list[float]:
 
 class CreamStemMixin:
     """Stem, first DS block and tail shared by CreamNet and the supernet."""
+    conv_bn_pairs = (('conv_stem', 'bn1'), )
 
     def _build_fixed_parts(self, in_channels, norm_cfg, act_cfg, stage_ch):
         self.conv_stem = _conv(in_channels, STEM_CHANNELS, 3, 2)

@@ -1,0 +1,57 @@
+"""Latency targets of Table 4, as ratios measured side by side in one run.
+
+    .venv/bin/python benchmarks/latency_ratios.py [--runs 200]
+
+Targets: Cream-S <= 0.90x EfficientNet-B0 (224 px); Cream-14M at 64 px <=
+0.55x MobileNetV3-small at 224 px; plus the speed-up of the inference forms
+(BN folded; folded + TorchScript freeze) over eager. Batch 1, one thread.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from cream_mm.evaluation.latency import (build_cream_classifier,  # noqa: E402
+                                         build_reference, measure, table)
+from cream_mm.models.fuse import fuse_conv_bn, optimize_for_cpu  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--runs', type=int, default=200)
+    p.add_argument('--warmup', type=int, default=20)
+    args = p.parse_args()
+    s, t = build_cream_classifier('cream-287m'), build_cream_classifier(
+        'cream-14m')
+    models = {
+        'cream-s': s, 'cream-s folded': fuse_conv_bn(s),
+        'cream-s frozen': optimize_for_cpu(s, torch.randn(1, 3, 224, 224)),
+        'efficientnet_b0': build_reference('efficientnet_b0'),
+        'cream-14m': t, 'cream-14m folded': fuse_conv_bn(t),
+        'cream-14m frozen': optimize_for_cpu(t, torch.randn(1, 3, 64, 64)),
+        'mobilenet_v3_small': build_reference('mobilenet_v3_small'),
+    }
+    sizes = {n: 64 if n.startswith('cream-14m') else 224 for n in models}
+    res = {x.name: x for x in measure(models, sizes, args.runs, args.warmup)}
+    print(table(list(res.values()), 'efficientnet_b0'))
+
+    def ratio(a, b):
+        return res[a].mean / res[b].mean
+    print()
+    for a, b, target in [
+            ('cream-s', 'efficientnet_b0', 0.90),
+            ('cream-14m', 'mobilenet_v3_small', 0.55),
+            ('cream-14m frozen', 'mobilenet_v3_small', 0.55)]:
+        r = ratio(a, b)
+        print(f'{a} / {b}: {r:.2f}x (target <= {target}) '
+              f'{"OK" if r <= target else "MISSED"}')
+    for m in ('cream-s', 'cream-14m'):
+        print(f'{m}: BN folded {ratio(m, m + " folded"):.2f}x faster, '
+              f'folded+frozen {ratio(m, m + " frozen"):.2f}x faster than eager')
+
+
+if __name__ == '__main__':
+    main()

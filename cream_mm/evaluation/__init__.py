@@ -1,0 +1,1 @@
+"""Evaluation tools: latency (Table 4), ranking quality (Kendall's tau)."""

@@ -1,0 +1,96 @@
+"""CPU latency as in Table 4: batch 1, one thread, warm-up, then N runs.
+
+Models are timed *interleaved* (one run of each in turn, repeated), so a
+background load slows every model alike and ratios measured side by side in
+one run stay meaningful on a shared machine.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class Timing:
+    name: str
+    input_size: int
+    runs_ms: list
+
+    @property
+    def mean(self):
+        return statistics.fmean(self.runs_ms)
+
+    @property
+    def std(self):
+        return statistics.pstdev(self.runs_ms)
+
+    @property
+    def median(self):
+        return statistics.median(self.runs_ms)
+
+
+def build_reference(name: str) -> nn.Module:
+    """torchvision architectures with random weights (nothing downloaded)."""
+    import torchvision.models as tvm
+    builders = {'efficientnet_b0': tvm.efficientnet_b0,
+                'mobilenet_v3_small': tvm.mobilenet_v3_small,
+                'mobilenet_v3_large': tvm.mobilenet_v3_large,
+                'mobilenet_v2': tvm.mobilenet_v2}
+    if name not in builders:
+        raise ValueError(f'reference model {name!r}; allowed: '
+                         f'{", ".join(builders)}')
+    return builders[name](weights=None)
+
+
+def build_cream_classifier(arch) -> nn.Module:
+    """CreamNet + release head as one eval-mode module."""
+    from ..models import CreamClsHead, CreamNet
+
+    class CreamClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone, self.head = CreamNet(arch), CreamClsHead(1000)
+
+        def forward(self, x):
+            return self.head(self.backbone(x))
+
+    return CreamClassifier()
+
+
+def measure(models: dict, sizes: dict, runs: int = 100, warmup: int = 10,
+            threads: int = 1) -> list[Timing]:
+    """Time ``models[name](1x3xSxS)`` interleaved; returns one Timing each."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        inputs = {n: torch.randn(1, 3, sizes[n], sizes[n]) for n in models}
+        for m in models.values():
+            m.eval()
+        times = {n: [] for n in models}
+        with torch.inference_mode():
+            for i in range(warmup + runs):
+                for n, m in models.items():
+                    t0 = time.perf_counter()
+                    m(inputs[n])
+                    dt = (time.perf_counter() - t0) * 1e3
+                    if i >= warmup:
+                        times[n].append(dt)
+    finally:
+        torch.set_num_threads(old)
+    return [Timing(n, sizes[n], times[n]) for n in models]
+
+
+def table(timings: list[Timing], baseline: str | None = None) -> str:
+    """Markdown table: mean, std, median (ms) and ratio to ``baseline``."""
+    base = {t.name: t for t in timings}.get(baseline)
+    rows = ['| model | input | mean ms | std ms | median ms | ratio |',
+            '|---|---|---|---|---|---|']
+    for t in timings:
+        ratio = f'{t.mean / base.mean:.2f}' if base else ''
+        rows.append(f'| {t.name} | {t.input_size} | {t.mean:.2f} | '
+                    f'{t.std:.2f} | {t.median:.2f} | {ratio} |')
+    return '\n'.join(rows)
