@@ -99,6 +99,7 @@ def test_out_indices_strides_and_channels():
 
 def test_frozen_stages_and_norm_eval():
     net = CreamNet('cream-14m', frozen_stages=2, norm_eval=True)
+    assert net.train() is net and net.eval() is net
     net.train()
     assert not net.conv_stem.weight.requires_grad
     assert not any(p.requires_grad for p in net.blocks[1].parameters())

@@ -94,6 +94,11 @@ class CreamStemMixin:
     def train(self, mode: bool = True):
         super().train(mode)
         self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
 
     def init_weights(self):
         """As BaseModule, but a ``Pretrained`` init_cfg loads strictly.
@@ -112,11 +117,6 @@ class CreamStemMixin:
             self._is_init = True
             return
         super().init_weights()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def _check_indices(self, out_indices, frozen_stages):
         for i in out_indices:
@@ -185,20 +185,3 @@ class CreamNet(CreamStemMixin, BaseModule):
         self.out_channels = [STEM_CHANNELS, *stage_channels, TAIL_CHANNELS]
         self._freeze_stages()
 
-    def init_weights(self):
-        """As BaseModule, but a ``Pretrained`` init_cfg loads strictly.
-
-        mmengine's ``PretrainedInit`` loads with ``strict=False`` and only
-        logs what did not fit; here a wrong checkpoint is an error that lists
-        the missing, unexpected and mis-shaped keys.
-        """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .checkpoint import load_pretrained, load_strict
-            state = load_pretrained(cfg['checkpoint'], cfg.get('prefix'),
-                                    cfg.get('map_location', 'cpu'))
-            load_strict(self, state,
-                        f"init_cfg checkpoint {cfg['checkpoint']!r}")
-            self._is_init = True
-            return
-        super().init_weights()
