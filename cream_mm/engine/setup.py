@@ -1,0 +1,46 @@
+"""One call that prepares a config for ``Runner.from_cfg`` (used by tools/).
+
+:func:`prepare_runner_cfg` is what makes cream_mm's engine pieces automatic:
+configs need no extra entries, ``tools/train.py`` and ``tools/test.py`` call
+it right before building the ``Runner``.
+"""
+from __future__ import annotations
+
+from .dist import cpu_model_wrapper_cfg, has_accelerator, init_cpu_dist
+from .hooks import SafeCheckpointHook
+
+
+def _is_safe_hook(hook) -> bool:
+    if isinstance(hook, SafeCheckpointHook):
+        return True
+    kind = hook.get('type') if isinstance(hook, dict) else None
+    if isinstance(kind, type):
+        return issubclass(kind, SafeCheckpointHook)
+    return isinstance(kind, str) and \
+        kind.split('.')[-1] == 'SafeCheckpointHook'
+
+
+def prepare_runner_cfg(cfg):
+    """Adjust ``cfg`` (mmengine ``Config``) in place and return it.
+
+    1. add ``dict(type='SafeCheckpointHook')`` to ``custom_hooks`` unless a
+       ``SafeCheckpointHook`` is already in ``custom_hooks``/``default_hooks``;
+    2. for a distributed launcher on a CPU-only machine: initialise the gloo
+       process group now (so ``Runner.setup_env`` skips mmengine's CUDA-only
+       ``init_dist``) and set ``model_wrapper_cfg`` to
+       ``CreamDistributedDataParallel``.  With an accelerator: untouched.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    defaults = (cfg.get('default_hooks') or {}).values()
+    if not any(_is_safe_hook(h) for h in [*hooks, *defaults]):
+        hooks.append(dict(type='SafeCheckpointHook'))
+    cfg.custom_hooks = hooks
+
+    launcher = cfg.get('launcher', 'none') or 'none'
+    if launcher != 'none' and not has_accelerator():
+        dist_cfg = dict((cfg.get('env_cfg') or {}).get('dist_cfg') or {})
+        init_cpu_dist(launcher, **dist_cfg)
+        cfg.model_wrapper_cfg = cpu_model_wrapper_cfg(
+            cfg.get('model_wrapper_cfg'),
+            cfg.get('find_unused_parameters', False))
+    return cfg
