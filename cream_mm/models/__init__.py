@@ -7,3 +7,8 @@ from .heads import CreamClsHead
 __all__ = ['ConvBnAct', 'DepthwiseSeparable', 'InvertedResidual',
            'ResidualBottleneck', 'SqueezeExcite', 'build_op', 'make_divisible',
            'CreamNet', 'CreamClsHead']
+from .matching import MetaMatchingNetwork  # noqa: E402
+from .supernet import ChoiceLayer, CreamSupernet, SearchSpace  # noqa: E402
+
+__all__ += ['MetaMatchingNetwork', 'ChoiceLayer', 'CreamSupernet',
+            'SearchSpace']

@@ -1,0 +1,13 @@
+# Paper settings (§4.1) for a ~287M-FLOPs model (Cream-S) on ImageNet.
+_base_ = ['../_base_/search/cream_search.py',
+          '../_base_/search/imagenet_search.py',
+          '../_base_/search/schedule_paper_120e.py',
+          '../_base_/search/runtime.py']
+model = dict(flops_range=(250e6, 300e6))
+# the board's held-out subset: 2,048 images of ImageNet val (§4.1)
+search_val_dataloader = dict(
+    batch_size=128, num_workers=4,
+    dataset=dict(type='ImageNet', data_root='data/imagenet', split='val',
+                 indices=2048, pipeline={{_base_.test_pipeline}}),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))

@@ -1,0 +1,4 @@
+# Paper settings for a ~604m FLOPs model; tiny targets search at 224 px.
+_base_ = ['./cream_paper_287m_in1k.py']
+model = dict(flops_range=(550e6, 620e6),
+             supernet=dict(space=dict(input_size=224)))

@@ -1,0 +1,4 @@
+# Tab. 6 / Appendix C: the SPOS baseline in the 'mbconv' space.
+_base_ = ['./space_tab6_mbconv_cream.py']
+model = dict(matching='none', use_board=False)
+custom_hooks = [dict(type='CreamSearchHook', final='evolution')]

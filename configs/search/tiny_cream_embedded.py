@@ -1,0 +1,49 @@
+# Tiny Cream search on the embedded classification data (Fashion-MNIST, or
+# MNIST-5k) at 32 px: supernet with up to 2 layers per stage, K=5, tau=20,
+# 512 held-out images of search_val; 600 iterations, minutes on a CPU.
+_base_ = ['../_base_/search/cream_search.py',
+          '../_base_/datasets/embedded_cls.py',
+          '../_base_/search/runtime.py']
+img_size = 32
+num_classes = 10
+model = dict(
+    supernet=dict(space=dict(name='mbconv', max_depths=2, input_size=32)),
+    head=dict(num_classes=10, head_channels=256),
+    flops_range=(4e6, 6e6),
+    board=dict(num_paths=5),
+    meta=dict(hidden=128, interval=20, match_images=8),
+    scoring=dict(screen=True, screen_sigma=0.5),
+    warmup=dict(iters=100))
+train_pipeline = [dict(type='Resize', scale=(32, 32)),
+                  dict(type='PackInputs')]
+test_pipeline = train_pipeline
+train_dataloader = dict(batch_size=64, dataset=dict(
+    split='search_train', pipeline=train_pipeline))
+search_val_dataloader = dict(
+    batch_size=128, num_workers=0,
+    dataset=dict(type='EmbeddedClsDataset', name='auto', split='search_val',
+                 indices=512, pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+val_dataloader = None
+val_evaluator = None
+val_cfg = None
+test_dataloader = None
+test_evaluator = None
+test_cfg = None
+optim_wrapper = dict(
+    supernet=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9,
+                                 weight_decay=4e-5)),
+    meta=dict(optimizer=dict(type='SGD', lr=1e-2)))
+param_scheduler = dict(
+    supernet=[dict(type='LinearLR', start_factor=1.0, end_factor=0.0,
+                   by_epoch=False, begin=0, end=600)],
+    meta=[dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0,
+               end=600)])
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=600)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', interval=200, by_epoch=False))
+custom_hooks = [dict(type='CreamSearchHook', log_interval=200,
+                     plot_interval=300, final='board',
+                     export=dict(cls_base='cream/cream-14m_16xb128_in1k.py'))]
+log_processor = dict(by_epoch=False)

@@ -1,0 +1,461 @@
+"""Cream: architecture search with prioritized paths (Alg. 1) as an mmengine
+``BaseModel``. ``train_step`` is one iteration of Alg. 1:
+
+1. sample a path alpha in the FLOPs range (line 3, :class:`PathSampler`);
+2. phase 1 -- pick the teacher: the board path of largest matching degree
+   ``rho = M(N(x, alpha_k) - N(x, alpha))`` (Eq. 4, ``matching='meta'``), the
+   largest path (``'fixed'``), a random board path (``'random'``) or none
+   (``'none'``, SPOS);
+3. phase 2 -- update ``w_alpha`` with ``CE + rho * KD`` (Eq. 5; the teacher's
+   soft targets come from the board path's own shared weights, no grad),
+   then score alpha and update the board by Eq. 3 (lines 7-8);
+4. phase 3 -- every tau distillation steps (line 9), the meta update of
+   Eq. 6: simulate ``w' = w - eta * grad_w(CE + rho(theta) KD)`` over *all*
+   weights of the path, take ``R = CE(val; w')`` and descend ``dR/dtheta``.
+
+Eq. 6's hypergradient: rho enters the simulated step linearly, so
+``dw'/drho = -eta * grad_w KD(w)`` exactly and
+``dR/dtheta = -eta <grad_w' R(w'), grad_w KD(w)> * drho/dtheta``. The code
+builds ``w'`` with ``rho(theta)`` in the graph and lets autograd differentiate
+``R`` through :func:`torch.func.functional_call` of the whole model with the
+path's updated weights (stem, ``blocks.0``, chosen ops, tail, head) -- the
+release only did this through the stem convolution (a reported bug).
+
+Scoring (``scoring.on``): ``'val'`` (paper: top-1 on a held-out subset of
+``val_images``, attached by :class:`~cream_mm.search.hooks.CreamSearchHook`)
+or ``'train_batch'`` (release: top-1 on the training batch). With
+``screen=True`` a path is confirmed on the subset only when its training-
+batch accuracy is at least ``screen_sigma`` standard deviations above the
+running mean of sampled paths; paths that can replace no board member
+whatever their accuracy (FLOPs too high) are never scored.
+
+Distributed: every rank samples the same path (same generator state), the
+matching degrees, scores, gradients and hypergradients are averaged over
+ranks, so boards, meta networks and supernets stay identical.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+import mmpretrain.models  # noqa: F401  (registers ClsDataPreprocessor)
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch.func import functional_call
+
+from ..arch import Arch, format_arch
+from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
+                             soft_cross_entropy)
+from ..models.matching import MetaMatchingNetwork
+from .board import PathBoard
+from .flops_table import FlopsTable
+from .runtime import (all_reduce_mean, all_reduce_sum, bn_batch_stats,
+                      distributed)
+from .sampler import PathSampler
+
+MATCHINGS = ('none', 'fixed', 'random', 'meta')
+SCORE_ON = ('val', 'train_batch')
+
+
+def _check(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f'{name}={value!r}: allowed '
+                         f'{", ".join(map(repr, allowed))}')
+
+
+@MODELS.register_module()
+class CreamSearch(BaseModel):
+    """Hypernetwork + board + meta network, trained by Alg. 1.
+
+    Args:
+        supernet (dict): config of a :class:`CreamSupernet`.
+        head (dict): config of the classification head (``CreamClsHead``).
+        flops_range: ``(min, max)`` FLOPs of sampled and board paths.
+        flops_metric: ``'flops'`` (paper counting), ``'macs'``, ``'params'``.
+        sampler (dict): ``op_prior``, ``fixed_depths`` of the
+            :class:`PathSampler`; ``seed`` (default: the runner's seed, i.e.
+            ``torch.initial_seed()`` when the model is built).
+        matching: ``'none'`` | ``'fixed'`` | ``'random'`` | ``'meta'``.
+        use_board: keep the prioritized path board (Tab. 1 "Priority Path").
+        board (dict): ``num_paths`` (K), ``rule`` (``'paper'``/``'release'``).
+        meta (dict): ``hidden`` (1000), ``interval`` (tau = 200),
+            ``match_images`` (images of the batch fed to Eq. 4; None = all),
+            ``risk_on``: data of Eq. 6's R, ``'val'`` (paper: held-out
+            batches) or ``'train_batch'`` (no held-out data, the release).
+        distill (dict): ``temperature``, ``weight`` (rho when not meta),
+            ``loss_form`` (``'paper'``/``'release'``), ``label_smoothing``.
+        scoring (dict): ``on`` (``'val'``/``'train_batch'``), ``screen``,
+            ``screen_sigma``, ``rescore_interval`` (0 = never).
+        warmup (dict): ``iters`` and/or ``epochs`` of plain single-path
+            training before distillation and board updates (release: 20
+            epochs).
+        data_preprocessor (dict): mmpretrain data preprocessor.
+    """
+
+    def __init__(self, supernet: dict, head: dict,
+                 flops_range: Sequence[float | None] = (None, None),
+                 flops_metric: str = 'flops', sampler: dict | None = None,
+                 matching: str = 'meta', use_board: bool = True,
+                 board: dict | None = None, meta: dict | None = None,
+                 distill: dict | None = None, scoring: dict | None = None,
+                 warmup: dict | None = None,
+                 data_preprocessor: dict | None = None, init_cfg=None):
+        if data_preprocessor is None or isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(dict(
+                dict(type='ClsDataPreprocessor'), **(data_preprocessor or {})))
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        _check('matching', matching, MATCHINGS)
+        self.backbone = MODELS.build(supernet)
+        self.head = MODELS.build(head)
+        self.num_classes = self.head.num_classes
+        self.space = self.backbone.space
+        self.table = FlopsTable(self.space, flops_metric, self.num_classes)
+        sampler = dict(sampler or {})
+        sampler.setdefault('seed', torch.initial_seed() % (1 << 62))
+        self.sampler = PathSampler(self.space, self.table, flops_range,
+                                   **sampler)
+        self.matching, self.use_board = matching, bool(use_board)
+        if matching in ('random', 'meta') and not use_board:
+            raise ValueError(f'matching={matching!r} draws teachers from '
+                             'the board: set use_board=True')
+        self.board = PathBoard(num_layers=self.space.num_layers,
+                               **(board or {}))
+        self.meta_cfg = dict(hidden=1000, interval=200, match_images=8,
+                             risk_on='val')
+        self.meta_cfg.update(meta or {})
+        _check('meta.risk_on', self.meta_cfg['risk_on'], SCORE_ON)
+        self.meta_net = (MetaMatchingNetwork(self.num_classes,
+                                             self.meta_cfg['hidden'])
+                         if matching == 'meta' else None)
+        self.distill_cfg = dict(temperature=1., weight=1.,
+                                loss_form='paper', label_smoothing=0.)
+        self.distill_cfg.update(distill or {})
+        _check('distill.loss_form', self.distill_cfg['loss_form'],
+               LOSS_FORMS)
+        self.score_cfg = dict(on='val', screen=False, screen_sigma=1.,
+                              rescore_interval=0)
+        self.score_cfg.update(scoring or {})
+        _check('scoring.on', self.score_cfg['on'], SCORE_ON)
+        self.warmup = dict(iters=0, epochs=0)
+        self.warmup.update(warmup or {})
+        self.largest = self.sampler.extreme(largest=True)
+        for name in ('iter', 'distill_steps', 'meta_steps', 'val_scored'):
+            self.register_buffer(name, torch.zeros((), dtype=torch.long))
+        # running mean/var of sampled paths' training-batch top-1 (screen)
+        self.register_buffer('acc_stats', torch.tensor([0., 0., 0.],
+                                                       dtype=torch.float64))
+        self._val_batches: list | None = None
+        self.eval_arch: Arch | None = None
+        # every scored path (arch, FLOPs, score, iter), for the Pareto plot
+        self.history: deque = deque(maxlen=20000)
+        if self.use_board:  # Alg. 1 line 1: random paths in the range
+            for _ in range(self.board.num_paths):
+                code, res, cost = self.sampler.sample_code()
+                if self.board.index(code, res) is None:
+                    self.board.add(code, res, cost)
+
+    # ------------------------------------------------------------- paths
+    def board_arch(self, k: int) -> Arch:
+        code, res, _, _ = self.board.entry(k)
+        return self.space.decode(code, res)
+
+    def forward_path(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        """Logits of a path (input resized to the path's resolution)."""
+        if arch.resolution and x.shape[-1] != arch.resolution:
+            x = F.interpolate(x, size=(arch.resolution, ) * 2,
+                              mode='bilinear', align_corners=False)
+        return self.head(self.backbone(x, arch))
+
+    @torch.no_grad()
+    def aux_logits(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
+        """No-grad logits with BN on batch statistics (teachers, scoring)."""
+        with bn_batch_stats(self):
+            return self.forward_path(x, arch)
+
+    def forward(self, inputs: torch.Tensor, data_samples=None,
+                mode: str = 'tensor', arch: Arch | str | None = None):
+        """``tensor``: logits of ``arch`` (default: the evaluated path);
+        ``loss``: CE of a sampled path; ``predict``: DataSamples."""
+        if arch is None:
+            arch = self.selected_arch()
+        elif isinstance(arch, str):
+            arch = self.space.decode(*self.space.encode(arch))
+        if mode == 'tensor':
+            return self.forward_path(inputs, arch)
+        if mode == 'loss':
+            logits = self.forward_path(inputs, self.sampler.sample())
+            return dict(loss=F.cross_entropy(logits,
+                                             self._labels(data_samples)))
+        if mode == 'predict':
+            logits = self.aux_logits(inputs, arch)
+            samples = data_samples or [DataSample() for _ in logits]
+            for s, score in zip(samples, logits.softmax(1)):
+                s.set_pred_score(score).set_pred_label(score.argmax())
+            return samples
+        raise ValueError(f'mode={mode!r}: allowed tensor, loss, predict')
+
+    def path_parameters(self, arch: Arch) -> dict:
+        """Name -> trainable parameter of this model, every weight of a
+        path (supernet part and head)."""
+        params = self.backbone.path_parameters(arch, 'backbone.')
+        params.update({f'head.{n}': p
+                       for n, p in self.head.named_parameters()})
+        return {n: p for n, p in params.items() if p.requires_grad}
+
+    def selected_arch(self) -> Arch:
+        """The path evaluated by val/test: ``eval_arch`` if set, else the
+        board's best, else the largest path."""
+        if self.eval_arch is not None:
+            return self.eval_arch
+        if self.use_board and len(self.board):
+            return self.board_arch(self.board.best())
+        return self.largest
+
+    @staticmethod
+    def _labels(data_samples) -> torch.Tensor:
+        return torch.cat([s.gt_label for s in data_samples])
+
+    # ------------------------------------------------------ validation data
+    def attach_search_val(self, batches: list) -> None:
+        """Held-out batches (raw dataloader outputs) for board scoring and
+        Eq. 6; under DDP each rank holds its shard."""
+        self._val_batches = list(batches)
+        if not self._val_batches:
+            raise ValueError('attach_search_val: no batches')
+
+    def _val_batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._val_batches:
+            raise RuntimeError(
+                "scoring.on='val' and the meta update (Eq. 6) need held-out "
+                'data: add CreamSearchHook with a search_val_dataloader or '
+                'call attach_search_val()')
+        data = self.data_preprocessor(
+            self._val_batches[i % len(self._val_batches)], False)
+        return data['inputs'], self._labels(data['data_samples'])
+
+    @torch.no_grad()
+    def val_top1(self, arch: Arch) -> float:
+        """Top-1 (%) of a path on the attached subset (summed over ranks)."""
+        counts = torch.zeros(2, dtype=torch.float64)
+        for i in range(len(self._val_batches or [None])):
+            x, y = self._val_batch(i)
+            pred = self.aux_logits(x, arch).argmax(1)
+            counts += torch.tensor([(pred == y).sum().item(), len(y)],
+                                   dtype=torch.float64)
+        all_reduce_sum(counts)
+        self.val_scored += 1
+        return float(100. * counts[0] / counts[1])
+
+    @torch.no_grad()
+    def batch_top1(self, logits: torch.Tensor, y: torch.Tensor) -> float:
+        counts = torch.tensor([(logits.argmax(1) == y).sum().item(), len(y)],
+                              dtype=torch.float64)
+        all_reduce_sum(counts)
+        return float(100. * counts[0] / counts[1])
+
+    # --------------------------------------------------------- schedule
+    def past_warmup(self) -> bool:
+        if int(self.iter) < int(self.warmup['iters']):
+            return False
+        epochs = int(self.warmup['epochs'])
+        if epochs:
+            epoch = MessageHub.get_current_instance().get_info('epoch')
+            if epoch is None:
+                raise RuntimeError('warmup.epochs needs the runner\'s epoch '
+                                   '(EpochBasedTrainLoop); use warmup.iters')
+            return epoch >= epochs
+        return True
+
+    # ------------------------------------------------------ phase 1: Eq. 4
+    def select_teacher(self, x, student_logits, arch: Arch, code, res):
+        """Returns ``(teacher arch | None, rho, meta input | None)``."""
+        if self.matching == 'none':
+            return None, 0., None
+        weight = float(self.distill_cfg['weight'])
+        if self.matching == 'fixed':
+            return (None, 0., None) if arch == self.largest else \
+                (self.largest, weight, None)
+        slots = [k for k in range(len(self.board))
+                 if self.board.entry(k)[:2] != (tuple(code), res)]
+        if not slots:
+            return None, 0., None
+        if self.matching == 'random':
+            j = int(torch.randint(len(slots), (1, ),
+                                  generator=self.sampler.generator))
+            return self.board_arch(slots[j]), weight, None
+        m = self.meta_cfg['match_images'] or len(x)
+        xs, z_alpha = x[:m], student_logits[:m].detach()
+        diffs = torch.stack([self.aux_logits(xs, self.board_arch(k))
+                             - z_alpha for k in slots])
+        with torch.no_grad():
+            rho = self.meta_net(diffs).double()
+        all_reduce_mean([rho])  # identical teacher on every rank
+        j = int(rho.argmax())
+        return self.board_arch(slots[j]), float(rho[j]), diffs[j]
+
+    # ----------------------------------------------------- phase 3: Eq. 6
+    def meta_hypergradient(self, params: dict, g_ce, g_kd, meta_input,
+                           rho_value: float, lr: float, arch: Arch,
+                           x_val: torch.Tensor, y_val: torch.Tensor):
+        """``dR/dtheta`` of Eq. 6 for the meta network's parameters.
+
+        ``w' = w - lr * (a(rho) g_CE + b(rho) g_KD)`` over every weight of
+        the path (``params``: name -> tensor of this model), ``R =
+        CE(y_val, N(x_val; w'))``; rho is ``M(meta_input; theta)`` (its value
+        replaced by ``rho_value``, the rank-averaged rho actually used).
+        """
+        rho_local = self.meta_net(meta_input)
+        rho = rho_local - rho_local.detach() + rho_value
+        a, b = loss_coefficients(rho, self.distill_cfg['loss_form'])
+        new = {n: p.detach() - lr * (a * gc + b * gk)
+               for (n, p), gc, gk in zip(params.items(), g_ce, g_kd)}
+        with bn_batch_stats(self):
+            logits = functional_call(self, new, (x_val, ),
+                                     dict(mode='tensor', arch=arch))
+        risk = F.cross_entropy(logits, y_val)
+        theta = list(self.meta_net.parameters())
+        return torch.autograd.grad(risk, theta), risk.detach()
+
+    # ------------------------------------------------------------ Alg. 1
+    def train_step(self, data, optim_wrapper):
+        sup_ow, meta_ow = self._wrappers(optim_wrapper)
+        with sup_ow.optim_context(self):
+            data = self.data_preprocessor(data, True)
+        x, y = data['inputs'], self._labels(data['data_samples'])
+        code, res, flops = self.sampler.sample_code()  # line 3
+        arch = self.space.decode(code, res)
+        active = self.past_warmup()
+        log = dict(flops=flops / 1e6)
+
+        with sup_ow.optim_context(self):
+            student = self.forward_path(x, arch)
+        ce = F.cross_entropy(student, y,
+                             label_smoothing=self.distill_cfg[
+                                 'label_smoothing'])
+        teacher, rho, meta_input = (self.select_teacher(
+            x, student, arch, code, res) if active else (None, 0., None))
+        kd = None
+        if teacher is not None:  # line 5: soft targets of the board path
+            kd = soft_cross_entropy(student, self.aux_logits(x, teacher),
+                                    self.distill_cfg['temperature'])
+            self.distill_steps += 1
+            log.update(kd=kd.detach(), rho=rho)
+        form = self.distill_cfg['loss_form']
+        loss = distill_loss(ce, kd, rho, form)
+        params = self.path_parameters(arch)
+        meta_due = (meta_input is not None and meta_ow is not None and
+                    (int(self.distill_steps) - 1)
+                    % int(self.meta_cfg['interval']) == 0)
+        if meta_due:  # Eq. 6 needs the two gradients apart
+            g_ce = torch.autograd.grad(ce, list(params.values()),
+                                       retain_graph=True)
+            g_kd = torch.autograd.grad(kd, list(params.values()),
+                                       retain_graph=True)
+        sup_ow.backward(loss)
+        all_reduce_mean([p.grad for p in params.values()])
+        if meta_due:  # lines 9-11, before w moves (Eq. 6 uses w^(t))
+            x_val, y_val = (self._val_batch(int(self.meta_steps))
+                            if self.meta_cfg['risk_on'] == 'val' else (x, y))
+            lr = sup_ow.get_lr()['lr'][0]
+            grads, risk = self.meta_hypergradient(
+                params, g_ce, g_kd, meta_input, rho, lr, arch, x_val, y_val)
+            all_reduce_mean(list(grads))
+            for p, g in zip(self.meta_net.parameters(), grads):
+                p.grad = g
+            meta_ow.step()
+            meta_ow.zero_grad()
+            self.meta_steps += 1
+            log['meta_risk'] = risk
+        if sup_ow.should_update():
+            sup_ow.step()
+            sup_ow.zero_grad()
+
+        train_acc = self.batch_top1(student.detach(), y)
+        if self.use_board and active:  # lines 7-8
+            self.update_board(code, res, flops, arch, train_acc, x, y)
+            log['board_best'] = float(self.board.scores[self.board.best()])
+        self._track(train_acc)
+        self.iter += 1
+        log.update(loss=loss.detach(), ce=ce.detach(), top1=train_acc)
+        return log
+
+    def _wrappers(self, optim_wrapper):
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            if 'supernet' not in optim_wrapper:
+                raise KeyError('optim_wrapper: CreamSearch needs the keys '
+                               "'supernet' and (for meta matching) 'meta'")
+            meta = optim_wrapper['meta'] if 'meta' in optim_wrapper else None
+            sup = optim_wrapper['supernet']
+        elif isinstance(optim_wrapper, OptimWrapper):
+            sup, meta = optim_wrapper, None
+        else:
+            raise TypeError(f'optim_wrapper: {type(optim_wrapper).__name__}')
+        if self.matching == 'meta' and meta is None:
+            raise KeyError("matching='meta' needs an OptimWrapperDict with "
+                           "a 'meta' wrapper (CreamOptimWrapperConstructor)")
+        return sup, meta
+
+    # ------------------------------------------------------ lines 7-8: Eq. 3
+    def _track(self, acc: float, decay: float = 0.98) -> None:
+        """Running mean / variance of the training-batch top-1 of sampled
+        paths (the screen's reference)."""
+        n, mean, var = self.acc_stats.tolist()
+        if n == 0:
+            mean, var = acc, 0.
+        else:
+            delta = acc - mean
+            mean += (1 - decay) * delta
+            var = decay * (var + (1 - decay) * delta * delta)
+        self.acc_stats.copy_(torch.tensor([n + 1, mean, var]))
+
+    def _screened_out(self, train_acc: float) -> bool:
+        """Screen: confirm on the subset only clearly good paths."""
+        if not self.score_cfg['screen']:
+            return False
+        n, mean, var = self.acc_stats.tolist()
+        if n < 20:
+            return False
+        return train_acc < mean + self.score_cfg['screen_sigma'] * var ** .5
+
+    def score(self, arch: Arch, x=None, y=None) -> float:
+        """Accuracy used by Eq. 3: val subset, or training batch."""
+        if self.score_cfg['on'] == 'val':
+            return self.val_top1(arch)
+        return self.batch_top1(self.aux_logits(x, arch), y)
+
+    def update_board(self, code, res, flops, arch, train_acc, x, y) -> None:
+        every = int(self.score_cfg['rescore_interval'])
+        stale = self.board.unscored()
+        if every and int(self.iter) % every == 0:
+            stale = list(range(len(self.board)))
+        for k in stale:
+            self.board.set_score(k, self.score(self.board_arch(k), x, y))
+        on_board = self.board.index(code, res) is not None
+        if not on_board and not self.board.could_replace(flops):
+            return
+        if self.score_cfg['on'] == 'train_batch':
+            score = train_acc  # release: the training batch, pre-update
+        elif self._screened_out(train_acc):
+            return
+        else:
+            score = self.val_top1(arch)
+        self.history.append((format_arch(arch), flops, score, int(self.iter)))
+        self.board.update(code, res, flops, score)
+
+    # ---------------------------------------------------------- reporting
+    def board_table(self) -> list[dict]:
+        """The board as rows (arch string, FLOPs in M, score), best first."""
+        rows = [dict(arch=format_arch(self.board_arch(k)),
+                     flops=self.board.entry(k)[2] / 1e6,
+                     score=self.board.entry(k)[3])
+                for k in range(len(self.board))]
+        return sorted(rows, key=lambda r: (-r['score'], r['flops']))
+
+
+__all__ = ['CreamSearch', 'MATCHINGS', 'SCORE_ON', 'distributed']

@@ -1,0 +1,82 @@
+"""Final selection (Alg. 1 line 14) and export of the winning path.
+
+:func:`select_from_board` evaluates the K board paths on validation data
+and ranks them (the paper's 0.02 GPU-day "search"). :func:`export_arch`
+writes what retraining needs: the arch string, an mmpretrain config and an
+mmdet RetinaNet config that inherit the project's configs and use the path,
+and the path's inherited weights as an mmpretrain ``ImageClassifier``
+checkpoint (``backbone.*`` = the exported :class:`CreamNet`, ``head.*``).
+"""
+from __future__ import annotations
+
+import json
+import os.path as osp
+from pathlib import Path
+
+import torch
+
+from ..arch import Arch, format_arch
+from ..models.complexity import arch_cost
+
+CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
+DEFAULT_CLS_BASE = 'cream/cream-287m_16xb128_in1k.py'
+DEFAULT_DET_BASE = 'retinanet/retinanet_cream-s_fpn_1x_coco.py'
+
+
+def select_from_board(model, batches: list | None = None) -> list[dict]:
+    """Score every board path on ``batches`` (default: the attached search
+    subset); rows best first with arch, FLOPs and top-1."""
+    if batches is not None:
+        saved = model._val_batches
+        model.attach_search_val(batches)
+    try:
+        rows = []
+        for k in range(len(model.board)):
+            arch = model.board_arch(k)
+            rows.append(dict(arch=format_arch(arch),
+                             flops=model.board.entry(k)[2],
+                             top1=model.val_top1(arch)))
+    finally:
+        if batches is not None:
+            model._val_batches = saved
+    return sorted(rows, key=lambda r: (-r['top1'], r['flops']))
+
+
+def _base(path: str) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else CONFIG_ROOT / p)
+
+
+def export_arch(model, arch: Arch, out_dir: str, name: str = 'searched',
+                cls_base: str = DEFAULT_CLS_BASE,
+                det_base: str = DEFAULT_DET_BASE,
+                extra: dict | None = None) -> dict:
+    """Write ``<name>.arch``, ``<name>_cls.py``, ``<name>_retinanet.py``,
+    ``<name>_inherited.pth`` and ``<name>.json`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = format_arch(arch)
+    size = arch.resolution or model.space.input_size
+    cost = arch_cost(arch, size, model.num_classes)
+    (out / f'{name}.arch').write_text(text + '\n')
+    weights = out / f'{name}_inherited.pth'
+    child = model.backbone.export(arch)
+    state = {f'backbone.{k}': v for k, v in child.state_dict().items()}
+    state.update({f'head.{k}': v for k, v in model.head.state_dict().items()})
+    torch.save(dict(state_dict=state, meta=dict(arch=text)), weights)
+    header = (f'# Searched by Cream: {text}\n# {cost.flops / 1e6:.2f}M '
+              f'FLOPs (paper counting), {cost.macs / 1e6:.2f}M MACs, '
+              f'{cost.params / 1e6:.2f}M params at {size}px\n')
+    (out / f'{name}_cls.py').write_text(
+        header + f"_base_ = ['{_base(cls_base)}']\n"
+        f"model = dict(backbone=dict(arch='{text}'),\n"
+        f"             head=dict(num_classes={model.num_classes}))\n"
+        f"# start from the supernet's weights instead of scratch:\n"
+        f"# load_from = '{osp.abspath(weights)}'\n")
+    (out / f'{name}_retinanet.py').write_text(
+        header + f"_base_ = ['{_base(det_base)}']\n"
+        f"model = dict(backbone=dict(arch='{text}', init_cfg=None))\n")
+    summary = dict(arch=text, resolution=size, flops=cost.flops,
+                   macs=cost.macs, params=cost.params, **(extra or {}))
+    (out / f'{name}.json').write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,156 @@
+"""``CreamSearchHook``: data, observability and the end of the search.
+
+* before training: builds the held-out search-validation loader
+  (``search_val_dataloader``, e.g. 2,048 images of ``search_val``) and
+  attaches its batches to the model (board scoring, Eq. 6);
+* every ``log_interval`` iterations: logs the board (arch, FLOPs, score);
+* every ``plot_interval`` iterations and at the end: writes
+  ``board.json`` and ``pareto.png`` (accuracy vs FLOPs of every scored path,
+  board highlighted) into ``<work_dir>/search``;
+* after training: the final selection -- ``final='board'`` evaluates the K
+  board paths on ``final_dataloader`` (default: the search subset) and takes
+  the best (Alg. 1 line 14); ``final='evolution'`` runs the SPOS evolution
+  (Tab. 1 #1/#6) -- then exports arch string, configs and inherited weights.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from mmengine.runner import Runner
+
+from ..arch import parse_arch
+from .evolution import EvolutionSearch
+from .export import export_arch, select_from_board
+
+FINALS = ('board', 'evolution', 'none')
+
+
+@HOOKS.register_module()
+class CreamSearchHook(Hook):
+    """See module docstring.
+
+    Args:
+        search_val_dataloader (dict): loader of the held-out subset
+            (default: the config's root key of that name).
+        final_dataloader (dict): loader for the final selection (default:
+            root key ``final_dataloader``, else the search subset).
+        log_interval, plot_interval: iterations (0 = never / end only).
+        final: ``'board'``, ``'evolution'`` or ``'none'``.
+        evolution (dict): :class:`EvolutionSearch` arguments.
+        export (dict): :func:`export_arch` arguments (``cls_base``,
+            ``det_base``, ``name``).
+    """
+    priority = 'NORMAL'
+
+    def __init__(self, search_val_dataloader: dict | None = None,
+                 final_dataloader: dict | None = None,
+                 log_interval: int = 50, plot_interval: int = 0,
+                 final: str = 'board', evolution: dict | None = None,
+                 export: dict | None = None):
+        if final not in FINALS:
+            raise ValueError(f'final={final!r}: allowed '
+                             f'{", ".join(map(repr, FINALS))}')
+        self.val_cfg, self.final_cfg = search_val_dataloader, final_dataloader
+        self.log_interval, self.plot_interval = log_interval, plot_interval
+        self.final, self.evolution = final, dict(evolution or {})
+        self.export = dict(export or {})
+
+    @staticmethod
+    def _model(runner):
+        m = runner.model
+        return m.module if is_model_wrapper(m) else m
+
+    def _out(self, runner) -> Path:
+        out = Path(runner.work_dir) / 'search'
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def _load(self, runner, cfg) -> list:
+        loader = Runner.build_dataloader(cfg, seed=runner.seed)
+        return list(loader)
+
+    def before_train(self, runner) -> None:
+        # loaders may also sit at the config's root (short ablation deltas)
+        self.val_cfg = self.val_cfg or runner.cfg.get('search_val_dataloader')
+        self.final_cfg = self.final_cfg or runner.cfg.get('final_dataloader')
+        model = self._model(runner)
+        if self.final == 'board' and not model.use_board:
+            raise ValueError("final='board' needs use_board=True; use "
+                             "final='evolution' for a board-less search")
+        if self.val_cfg is not None:
+            model.attach_search_val(self._load(runner, self.val_cfg))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        model = self._model(runner)
+        if not model.use_board:
+            return
+        if self.every_n_train_iters(runner, self.log_interval) if \
+                self.log_interval else False:
+            rows = model.board_table()
+            runner.logger.info('board (top-1 %, FLOPs M):\n' + '\n'.join(
+                f"  {r['score']:6.2f}  {r['flops']:8.2f}  {r['arch']}"
+                for r in rows))
+        if self.plot_interval and self.every_n_train_iters(
+                runner, self.plot_interval):
+            self.write_board(runner)
+
+    def write_board(self, runner, extra: dict | None = None) -> None:
+        if not is_main_process():
+            return
+        model = self._model(runner)
+        out = self._out(runner)
+        data = dict(iter=runner.iter, board=model.board_table(),
+                    scored=[dict(arch=a, flops=f / 1e6, score=s, iter=i)
+                            for a, f, s, i in model.history], **(extra or {}))
+        (out / 'board.json').write_text(json.dumps(data, indent=1))
+        plot_pareto(data['scored'], data['board'], out / 'pareto.png',
+                    title=f'Cream search, iter {runner.iter}')
+
+    def after_train(self, runner) -> None:
+        model = self._model(runner)
+        if self.final == 'none':
+            return
+        batches = (self._load(runner, self.final_cfg)
+                   if self.final_cfg is not None else None)
+        if self.final == 'board':
+            rows = select_from_board(model, batches)
+        else:
+            if batches is not None:
+                model.attach_search_val(batches)
+            rows = EvolutionSearch(model, **self.evolution).run()
+        best = parse_arch(rows[0]['arch'])
+        runner.logger.info(f'final selection ({self.final}): '
+                           f"{rows[0]['arch']} top-1 {rows[0]['top1']:.2f}")
+        if model.use_board:
+            self.write_board(runner, dict(final=rows))
+        if is_main_process():
+            export_arch(model, best, self._out(runner),
+                        extra=dict(final=self.final, ranking=rows[:20]),
+                        **self.export)
+
+
+def plot_pareto(scored: list[dict], board: list[dict], path,
+                title: str = '') -> None:
+    """Accuracy vs FLOPs of all scored paths, board paths highlighted."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    if scored:
+        ax.scatter([r['flops'] for r in scored], [r['score'] for r in scored],
+                   s=6, c='0.6', label='scored paths')
+    ax.scatter([r['flops'] for r in board], [r['score'] for r in board],
+               s=30, c='tab:red', label='board')
+    ax.set_xlabel('FLOPs (M, paper counting)')
+    ax.set_ylabel('top-1 (%)')
+    ax.set_title(title)
+    ax.legend(loc='lower right')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,251 @@
+"""Path sampling inside a FLOPs range (Alg. 1 lines 1 and 3).
+
+Uniform per layer (single-path one-shot, SPOS [8]) -- optionally with the
+release's prior over the MBConv ops and/or fixed depths per stage -- and
+conditioned on ``min <= Flops(path) <= max`` by rejection: candidates are
+drawn in vectorised batches and costed with the :class:`FlopsTable`, so the
+accepted path is an exact draw from the per-layer distribution restricted
+to the range. Where that range is a far tail of the distribution (a 14M
+model in a space whose typical path has 50M), rejection would take millions
+of draws: the sampler then draws layer by layer with each op weighted by
+the probability that the remaining layers can still land in the range
+(a dynamic programme over a fine histogram of costs), and keeps the
+exact-cost check -- the same conditional distribution up to the histogram's
+resolution. The generator is a ``torch.Generator`` seeded from the
+runner's seed; its state is part of the sampler's ``state_dict`` so every
+rank (same seed, same calls) draws the same paths and a resumed search
+continues the same sequence.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..arch import MBCONV_OPS, SKIP, Arch, ArchError
+from ..models.supernet import SearchSpace
+from .flops_table import FlopsTable
+
+#: the release's prior over (k3e4, k3e6, k5e4, k5e6, k7e4, k7e6), no skip
+RELEASE_OP_PRIOR = (0.05, 0.2, 0.05, 0.5, 0.05, 0.15)
+
+
+def _fmt(v: float) -> str:
+    return f'{v / 1e6:.2f}M'
+
+
+class PathSampler(nn.Module):
+    """Draws paths of a space with ``flops_range[0] <= cost <= [1]``.
+
+    Args:
+        space: the search space.
+        table: its :class:`FlopsTable` (defines the cost metric).
+        flops_range: ``(min, max)`` in units of the table's metric (FLOPs);
+            ``None`` bounds mean unbounded.
+        op_prior: per-op weights; a mapping op -> weight, a sequence over
+            the space's ops, or over the six MBConv ops (others get 0,
+            e.g. :data:`RELEASE_OP_PRIOR`). ``None``: uniform per layer.
+            Skip can never be drawn at a stage's first layer.
+        fixed_depths: layers per stage (the release derives depths from the
+            FLOPs range): layers below it never skip, layers above it are
+            always skip. ``None``: depth follows from skip draws.
+        seed: generator seed (the runner's seed).
+        chunk: candidates drawn per rejection round.
+        max_draws: give up after this many candidates.
+    """
+
+    def __init__(self, space: SearchSpace, table: FlopsTable,
+                 flops_range: Sequence[float | None] = (None, None),
+                 op_prior=None, fixed_depths: Sequence[int] | None = None,
+                 seed: int = 0, chunk: int = 1024, max_draws: int = 1 << 20):
+        super().__init__()
+        self.space, self.table = space, table
+        lo, hi = (list(flops_range) + [None, None])[:2]
+        self.flops_range = (float(lo) if lo is not None else 0.,
+                            float(hi) if hi is not None else float('inf'))
+        if self.flops_range[0] > self.flops_range[1]:
+            raise ArchError(f'flops_range={tuple(flops_range)}: min > max')
+        self.probs = self._layer_probs(op_prior, fixed_depths)
+        self.chunk, self.max_draws = chunk, max_draws
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.space_bounds = table.bounds(self.probs > 0)
+        self._check_feasible()
+        self._build_histograms()
+
+    def _layer_probs(self, op_prior, fixed_depths) -> torch.Tensor:
+        ops = self.space.ops
+        if op_prior is None:
+            w = torch.ones(len(ops), dtype=torch.float64)
+        elif isinstance(op_prior, Mapping):
+            bad = set(op_prior) - set(ops)
+            if bad:
+                raise ArchError(f'op_prior: unknown ops {sorted(bad)}; '
+                                f'allowed {", ".join(ops)}')
+            w = torch.tensor([float(op_prior.get(o, 0.)) for o in ops],
+                             dtype=torch.float64)
+        else:
+            prior = [float(p) for p in op_prior]
+            if len(prior) == len(MBCONV_OPS):
+                prior = dict(zip(MBCONV_OPS, prior))
+                prior = [prior.get(o, 0.) for o in ops]
+            if len(prior) != len(ops):
+                raise ArchError(
+                    f'op_prior has {len(prior)} weights; give one per op of '
+                    f'the space ({", ".join(ops)}) or per MBConv op '
+                    f'({", ".join(MBCONV_OPS)})')
+            w = torch.tensor(prior, dtype=torch.float64)
+        if (w < 0).any() or w.sum() <= 0:
+            raise ArchError(f'op_prior={op_prior!r}: weights must be >= 0 '
+                            'and not all 0')
+        if fixed_depths is not None:
+            fixed_depths = tuple(int(d) for d in fixed_depths)
+            if len(fixed_depths) != len(self.space.max_depths) or any(
+                    not 1 <= d <= m
+                    for d, m in zip(fixed_depths, self.space.max_depths)):
+                raise ArchError(f'fixed_depths={fixed_depths}: one depth '
+                                'per stage, 1 <= depth <= max_depths '
+                                f'{self.space.max_depths}')
+        skip = ops.index(SKIP)
+        probs = torch.zeros(self.space.num_layers, len(ops),
+                            dtype=torch.float64)
+        for l, (s, i, *_) in enumerate(self.space.layers()):
+            row = w.clone()
+            if fixed_depths is not None:
+                if i >= fixed_depths[s - 1]:
+                    row = torch.zeros_like(w)
+                    row[skip] = 1.
+                else:
+                    row[skip] = 0.
+            if i == 0:
+                row[skip] = 0.
+            if row.sum() <= 0:
+                raise ArchError(f'op_prior={op_prior!r} leaves no op for '
+                                f'layer {i} of stage {s}')
+            probs[l] = row / row.sum()
+        return probs
+
+    def _check_feasible(self):
+        lo, hi = self.flops_range
+        smin, smax = self.space_bounds
+        if hi < smin or lo > smax:
+            raise ArchError(
+                f'flops_range=[{_fmt(lo)}, {_fmt(hi)}] ({self.table.metric}) '
+                f'holds no path of space {self.space.name!r} (max_depths '
+                f'{self.space.max_depths}, resolutions '
+                f'{self.table.resolutions}): its paths span '
+                f'[{_fmt(smin)}, {_fmt(smax)}]')
+
+    def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` unconstrained draws: codes (n, L) and resolution indices."""
+        g = self.generator
+        codes = torch.multinomial(self.probs, n, replacement=True,
+                                  generator=g).T
+        res = torch.randint(len(self.table.resolutions), (n, ), generator=g)
+        return codes, res
+
+    def _build_histograms(self, bins: int = 1 << 14):
+        """Suffix cost distributions ``suffix[r][l]`` (histograms of the cost
+        of layers l.. under the per-layer probabilities) and the probability
+        of the range per resolution (``self.acceptance``)."""
+        table = self.table.table.masked_fill(self.probs[None] == 0, 0.)
+        self.bin = max(float(table.max(2).values.sum(1).max()) / bins, 1.)
+        idx = (table / self.bin).round().long()
+        self.suffix, acc = [], []
+        for r in range(len(self.table.resolutions)):
+            n = int(idx[r].max(1).values.sum()) + 2
+            dists = [torch.zeros(n, dtype=torch.float64)]
+            dists[0][0] = 1.
+            for l in reversed(range(self.space.num_layers)):
+                nxt = torch.zeros(n, dtype=torch.float64)
+                for o in (self.probs[l] > 0).nonzero().flatten().tolist():
+                    k = int(idx[r, l, o])
+                    nxt[k:] += self.probs[l, o] * dists[0][:n - k]
+                dists.insert(0, nxt)
+            self.suffix.append([d.cumsum(0) for d in dists])
+            acc.append(self._mass(r, 0, float(self.table.base[r])))
+        self.idx = idx
+        self.acceptance = sum(acc) / len(acc)
+
+    def _mass(self, r: int, layer: int, spent: float) -> float:
+        """P(cost of layers ``layer..`` lands the total in range)."""
+        cdf = self.suffix[r][layer]
+        lo, hi = self.flops_range
+
+        def at(v):
+            b = int(min(max((v - spent) / self.bin, -1), len(cdf) - 1))
+            return float(cdf[b]) if b >= 0 else 0.
+        return at(hi) - at(lo - self.bin)
+
+    def _sample_conditioned(self) -> tuple[torch.Tensor, int]:
+        """Layer by layer, each op weighted by the mass still in range."""
+        g = self.generator
+        n_res = len(self.table.resolutions)
+        w = torch.tensor([self._mass(r, 0, float(self.table.base[r]))
+                          for r in range(n_res)], dtype=torch.float64)
+        r = int(torch.multinomial(w, 1, generator=g))
+        spent, code = float(self.table.base[r]), []
+        for l in range(self.space.num_layers):
+            ops = (self.probs[l] > 0).nonzero().flatten().tolist()
+            wl = torch.zeros(len(self.space.ops), dtype=torch.float64)
+            for o in ops:
+                wl[o] = self.probs[l, o] * self._mass(
+                    r, l + 1, spent + float(self.idx[r, l, o]) * self.bin)
+            if wl.sum() <= 0:
+                wl[ops] = self.probs[l, ops]
+            o = int(torch.multinomial(wl, 1, generator=g))
+            code.append(o)
+            spent += float(self.idx[r, l, o]) * self.bin
+        return torch.tensor([code]), r
+
+    def sample_code(self) -> tuple[tuple[int, ...], int, float]:
+        """One path in range: (code, resolution or 0, cost)."""
+        lo, hi = self.flops_range
+        if self.acceptance < 1e-3:
+            for _ in range(1000):
+                codes, r = self._sample_conditioned()
+                cost = float(self.table.batch_cost(codes,
+                                                   torch.tensor([r]))[0])
+                if lo <= cost <= hi:
+                    size = self.table.resolutions[r]
+                    return (tuple(codes[0].tolist()),
+                            size if self.space.resolutions else 0, cost)
+        chunk = min(self.chunk, max(16, int(8 / max(self.acceptance, 1e-9))))
+        for _ in range(max(1, self.max_draws // chunk)):
+            codes, res = self.draw(chunk)
+            cost = self.table.batch_cost(codes, res)
+            ok = ((cost >= lo) & (cost <= hi)).nonzero()
+            if len(ok):
+                j = int(ok[0])
+                size = self.table.resolutions[int(res[j])]
+                return (tuple(codes[j].tolist()),
+                        size if self.space.resolutions else 0,
+                        float(cost[j]))
+        raise ArchError(
+            f'flops_range=[{_fmt(lo)}, {_fmt(hi)}]: no path in '
+            f'{self.max_draws} draws although the space spans '
+            f'[{_fmt(self.space_bounds[0])}, {_fmt(self.space_bounds[1])}];'
+            ' widen the range, set fixed_depths or an op_prior')
+
+    def extreme(self, largest: bool = True) -> Arch:
+        """The costliest (or cheapest) path the sampler can draw at any
+        resolution -- the "largest subnetwork" of fixed matching (Tab. 1
+        #3); not limited by ``flops_range``."""
+        table = self.table.table.masked_fill(self.probs[None] == 0,
+                                             -float('inf') if largest
+                                             else float('inf'))
+        vals, codes = table.max(2) if largest else table.min(2)
+        totals = self.table.base + vals.sum(1)
+        r = int(totals.argmax() if largest else totals.argmin())
+        size = self.table.resolutions[r] if self.space.resolutions else 0
+        return self.space.decode(codes[r].tolist(), size)
+
+    def sample(self) -> Arch:
+        code, res, _ = self.sample_code()
+        return self.space.decode(code, res)
+
+    def get_extra_state(self):
+        return {'generator': self.generator.get_state()}
+
+    def set_extra_state(self, state):
+        self.generator.set_state(state['generator'])

@@ -1,0 +1,220 @@
+"""The algorithm (Alg. 1): Eq. 4-6, warm-up, board updates, checkpoints."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmpretrain.structures import DataSample
+
+from cream_mm.models.losses import soft_cross_entropy
+from cream_mm.search import CreamOptimWrapperConstructor, CreamSearch
+from cream_mm.search.runtime import bn_batch_stats
+
+torch.set_num_threads(1)
+NUM_CLASSES = 4
+
+
+def make_model(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    cfg = dict(
+        supernet=dict(type='CreamSupernet',
+                      space=dict(name='mbconv', max_depths=2, input_size=32)),
+        head=dict(type='CreamClsHead', num_classes=NUM_CLASSES, dropout=0.,
+                  head_channels=16),
+        board=dict(num_paths=3), meta=dict(interval=2, match_images=4,
+                                           hidden=16),
+        data_preprocessor=dict(type='ClsDataPreprocessor'),
+        sampler=dict(seed=seed))
+    cfg.update(kwargs)
+    return CreamSearch(**cfg)
+
+
+def make_optim(model, lr=0.05):
+    ctor = CreamOptimWrapperConstructor(dict(
+        supernet=dict(optimizer=dict(type='SGD', lr=lr, momentum=0.9)),
+        meta=dict(optimizer=dict(type='SGD', lr=0.1))))
+    return ctor(model)
+
+
+def batches(n, size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [dict(
+        inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8,
+                              generator=g) for _ in range(size)],
+        data_samples=[DataSample().set_gt_label(
+            torch.randint(0, NUM_CLASSES, (), generator=g))
+            for _ in range(size)]) for _ in range(n)]
+
+
+def test_hypergradient_matches_finite_differences():
+    """Eq. 6 through every weight of the path vs central differences."""
+    model = make_model().double()
+    arch = model.sampler.sample()
+    g = torch.Generator().manual_seed(1)
+    x, xv = (torch.randn(6, 3, 32, 32, generator=g, dtype=torch.float64)
+             for _ in range(2))
+    y = torch.randint(0, NUM_CLASSES, (6, ), generator=g)
+    yv = torch.randint(0, NUM_CLASSES, (6, ), generator=g)
+    teacher = model.board_arch(0)
+    with torch.no_grad():
+        q = model.aux_logits(x, teacher)
+        meta_in = torch.randn(4, NUM_CLASSES, generator=g,
+                              dtype=torch.float64)
+    params = model.path_parameters(arch)
+    # the model's exact hypergradient
+    logits = model.forward_path(x, arch)
+    ce, kd = F.cross_entropy(logits, y), soft_cross_entropy(logits, q)
+    g_ce = torch.autograd.grad(ce, list(params.values()), retain_graph=True)
+    g_kd = torch.autograd.grad(kd, list(params.values()))
+    lr = 0.5
+    rho0 = float(model.meta_net(meta_in).detach())
+    grads, _ = model.meta_hypergradient(params, g_ce, g_kd, meta_in, rho0,
+                                        lr, arch, xv, yv)
+
+    def risk(theta_delta):
+        """R(w - lr grad_w(CE + rho(theta) KD)) from scratch."""
+        meta = copy.deepcopy(model.meta_net)
+        with torch.no_grad():
+            for p, d in zip(meta.parameters(), theta_delta):
+                p += d
+            rho = float(meta(meta_in))
+        out = model.forward_path(x, arch)
+        loss = F.cross_entropy(out, y) + rho * soft_cross_entropy(out, q)
+        gr = torch.autograd.grad(loss, list(params.values()))
+        new = {n: p.detach() - lr * gi
+               for (n, p), gi in zip(params.items(), gr)}
+        with torch.no_grad(), bn_batch_stats(model):
+            out = torch.func.functional_call(model, new, (xv, ),
+                                             dict(arch=arch))
+        return float(F.cross_entropy(out, yv))
+
+    eps = 1e-4
+    for seed in range(3):  # random directions in theta-space
+        gen = torch.Generator().manual_seed(seed)
+        v = [torch.randn(p.shape, generator=gen, dtype=torch.float64)
+             for p in model.meta_net.parameters()]
+        fd = (risk([eps * d for d in v]) - risk([-eps * d for d in v])) / (
+            2 * eps)
+        an = sum(float((gr * d).sum()) for gr, d in zip(grads, v))
+        assert abs(fd - an) <= 1e-6 + 1e-4 * abs(fd), (fd, an)
+        assert abs(an) > 1e-7
+    # it flows through all the path's weights, not the stem alone (release)
+    stem_only = [gk if n == 'backbone.conv_stem.weight'
+                 else torch.zeros_like(gk) for n, gk in zip(params, g_kd)]
+    grads_stem, _ = model.meta_hypergradient(params, g_ce, stem_only, meta_in,
+                                             rho0, lr, arch, xv, yv)
+    full, part = grads[0].norm(), (grads[0] - grads_stem[0]).norm()
+    assert part > 0.5 * full
+    assert len(params) == sum(1 for _ in model.path_parameters(arch))
+    assert any(n.startswith('backbone.blocks.3.') for n in params)
+    assert 'head.classifier.weight' in params
+
+
+def test_spos_step_has_no_distillation_and_plain_optim_wrapper():
+    model = make_model(matching='none', use_board=False)
+    assert model.meta_net is None and len(model.board) == 0
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.backbone.conv_stem.weight.clone()
+    log = model.train_step(batches(1)[0], OptimWrapper(sgd))
+    assert 'kd' not in log and 'board_best' not in log
+    assert not torch.equal(before, model.backbone.conv_stem.weight)
+
+
+def test_bad_config_names_field_and_allowed_values():
+    with pytest.raises(ValueError, match="matching='best': allowed 'none'"):
+        make_model(matching='best')
+    with pytest.raises(ValueError, match="scoring.on='test'"):
+        make_model(scoring=dict(on='test'))
+    with pytest.raises(ValueError, match="set use_board=True"):
+        make_model(matching='random', use_board=False)
+    model = make_model()
+    with pytest.raises(KeyError, match="'meta' wrapper"):
+        model.train_step(batches(1)[0], OptimWrapper(
+            torch.optim.SGD(model.parameters(), lr=0.1)))
+
+
+def test_warmup_then_meta_every_tau_and_board_scoring_on_val():
+    model = make_model(warmup=dict(iters=2))
+    model.attach_search_val(batches(2, seed=9))
+    optim = make_optim(model)
+    assert len(model.board) == 3 and model.board.unscored() == [0, 1, 2]
+    theta = [p.clone() for p in model.meta_net.parameters()]
+    logs = [model.train_step(b, optim) for b in batches(7)]
+    assert all('kd' not in log for log in logs[:2])  # warm-up: SPOS only
+    assert all('kd' in log for log in logs[2:])
+    assert [('meta_risk' in log) for log in logs[2:]] == [True, False,
+                                                          True, False, True]
+    assert int(model.meta_steps) == 3 and int(model.distill_steps) == 5
+    assert not torch.equal(theta[0], model.meta_net.fc1.weight)
+    assert model.board.unscored() == []
+    # scores are val-subset top-1 multiples of 1/16 (two batches of 8)
+    for _, _, _, score in model.board.entries():
+        assert abs(score * 16 / 100 - round(score * 16 / 100)) < 1e-9
+    rows = model.board_table()
+    assert rows[0]['score'] == max(r['score'] for r in rows)
+
+
+def test_teacher_is_board_path_with_largest_rho():
+    model = make_model()
+    x = torch.randn(8, 3, 32, 32)
+    arch = model.sampler.sample()
+    code, res = model.space.encode(arch)
+    student = model.forward_path(x, arch)
+    teacher, rho, meta_in = model.select_teacher(x, student, arch, code, res)
+    rhos = [float(model.meta_net(model.aux_logits(x[:4], model.board_arch(k))
+                                 - student[:4].detach()).detach())
+            for k in range(3)]
+    assert teacher == model.board_arch(max(range(3), key=rhos.__getitem__))
+    assert rho == pytest.approx(max(rhos), rel=1e-5)
+    fixed = make_model(matching='fixed')
+    t, w, _ = fixed.select_teacher(x, student, arch, code, res)
+    assert t == fixed.largest and w == 1.0
+
+
+def test_release_scoring_on_training_batch():
+    model = make_model(scoring=dict(on='train_batch'), board=dict(
+        num_paths=3, rule='release'), distill=dict(loss_form='release',
+                                                   label_smoothing=0.1),
+        meta=dict(interval=2, match_images=4, hidden=16,
+                  risk_on='train_batch'))
+    optim = make_optim(model)
+    for b in batches(3):
+        log = model.train_step(b, optim)
+    assert model.board.unscored() == [] and 'board_best' in log
+
+
+def test_state_dict_holds_board_sampler_and_meta_and_resume_is_exact():
+    data = batches(6)
+
+    def run(model, optim, steps):
+        for b in steps:
+            model.train_step(b, optim)
+
+    ref = make_model()
+    ref.attach_search_val(batches(2, seed=9))
+    ref_optim = make_optim(ref)
+    run(ref, ref_optim, data)
+
+    first = make_model()
+    first.attach_search_val(batches(2, seed=9))
+    optim = make_optim(first)
+    run(first, optim, data[:3])
+    state = copy.deepcopy(first.state_dict())
+    optim_state = copy.deepcopy(optim.state_dict())
+    assert any(k.startswith('board.') for k in state)
+    assert 'sampler._extra_state' in state
+    assert 'meta_net.fc1.weight' in state
+
+    resumed = make_model(seed=5)  # different init: all must come from state
+    resumed.attach_search_val(batches(2, seed=9))
+    resumed.load_state_dict(state)
+    optim2 = make_optim(resumed)
+    optim2.load_state_dict(optim_state)
+    run(resumed, optim2, data[3:])
+    a, b = ref.state_dict(), resumed.state_dict()
+    for k in a:
+        if k.endswith('_extra_state'):
+            assert torch.equal(a[k]['generator'], b[k]['generator'])
+        else:
+            assert torch.equal(a[k], b[k]), k
