@@ -189,3 +189,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+_SESSION_SCOPES = None
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """After each test drop every default scope created since the session
+    began (by Runners, module fixtures, ``init_default_scope``): an 'mmdet'
+    scope left current would send later mmpretrain builds to mmdet."""
+    from mmengine.registry import DefaultScope
+    global _SESSION_SCOPES
+    if _SESSION_SCOPES is None:
+        _SESSION_SCOPES = set(DefaultScope._instance_dict)
+    yield
+    for name in list(DefaultScope._instance_dict):
+        if name not in _SESSION_SCOPES:
+            DefaultScope._instance_dict.pop(name)

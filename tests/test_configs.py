@@ -68,3 +68,12 @@ def test_rmsprop_tf_matches_tf_update():
     assert torch.allclose(w.detach(), ref)
     with pytest.raises(ValueError, match='lr'):
         RMSpropTF([w], lr=-1)
+
+
+@pytest.mark.parametrize('cfg', [
+    'configs/detection/mask-rcnn_cream-s_fpn_1x_coco.py',
+    'configs/detection/fcos_cream-s_fpn_1x_coco.py'])
+def test_get_flops_whole_detector(cfg, capsys):
+    get_flops([cfg, '--shape', '128', '128'])
+    out = capsys.readouterr().out
+    assert 'whole-model MACs' in out and '(backbone)' in out

@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-from tools.test import main as test_main
+from tools.test import main as evaluate_main
 from tools.train import main as train_main
 
 DET = ['configs/embedded/retinanet_cream-s_fpn_composite.py',
@@ -36,7 +36,7 @@ def _losses(runner):
 def test_detector_trains_a_few_iterations(cfg, tmp_path):
     runner = train_main([
         cfg, '--work-dir', str(tmp_path), '--cfg-options',
-        'train_cfg.max_iters=4', 'train_cfg.val_interval=100',
+        'train_cfg.max_iters=4', 'train_cfg.val_begin=1000',
         'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=4',
         'train_dataloader.batch_size=1'])
     losses = _losses(runner)
@@ -47,7 +47,7 @@ def test_detector_trains_a_few_iterations(cfg, tmp_path):
 def test_classifier_loss_decreases(tmp_path):
     runner = train_main([
         'configs/embedded/cream-14m_fmnist.py', '--work-dir', str(tmp_path),
-        '--cfg-options', 'train_cfg.max_iters=40', 'train_cfg.val_interval=100',
+        '--cfg-options', 'train_cfg.max_iters=40', 'train_cfg.val_begin=1000',
         'default_hooks.logger.interval=1',
         'default_hooks.checkpoint.interval=100'])
     losses = _losses(runner)
@@ -64,7 +64,7 @@ def _metrics(work_dir):
 def test_classifier_above_chance(tmp_path):
     train_main(['configs/embedded/cream-14m_fmnist.py',
                 '--work-dir', str(tmp_path)])
-    test_main(['configs/embedded/cream-14m_fmnist.py',
+    evaluate_main(['configs/embedded/cream-14m_fmnist.py',
                str(tmp_path / 'iter_200.pth'), '--work-dir',
                str(tmp_path / 'test')])
     top1 = _metrics(tmp_path / 'test')['accuracy/top1']
@@ -75,7 +75,7 @@ def test_classifier_above_chance(tmp_path):
 def test_retinanet_trees_reaches_ap_floor(tmp_path):
     cfg = 'configs/embedded/retinanet_cream-s_fpn_trees.py'
     train_main([cfg, '--work-dir', str(tmp_path)])
-    test_main([cfg, str(tmp_path / 'iter_300.pth'), '--work-dir',
+    evaluate_main([cfg, str(tmp_path / 'iter_300.pth'), '--work-dir',
                str(tmp_path / 'test')])
     m = _metrics(tmp_path / 'test')
     assert m['coco/bbox_mAP_50'] > 0.30, m

@@ -11,6 +11,7 @@ the same way and the whole model's multiply-adds come from mmengine's traced
 counter (FlopAnalyzer).
 """
 import argparse
+import functools
 import os.path as osp
 import sys
 
@@ -103,6 +104,14 @@ def count_model_macs(cfg, hw):
     model_cfg = cfg.model.copy()
     model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)
     model = MODELS.build(model_cfg).eval()
+    # two-stage detectors need data samples in tensor mode (as mmdet's tool)
+    from mmdet.structures import DetDataSample
+    sample = DetDataSample(metainfo=dict(
+        img_shape=hw, ori_shape=hw, pad_shape=hw, batch_input_shape=hw,
+        scale_factor=(1., 1.)))
+    forward = functools.partial(model._forward,
+                                batch_data_samples=[sample])
+    model.forward = forward
     fa = FlopAnalyzer(model, (torch.zeros(1, 3, *hw), ))
     fa.unsupported_ops_warnings(False)
     fa.uncalled_modules_warnings(False)

@@ -23,7 +23,7 @@ from pathlib import Path
 from . import cls_arrays, composite, sources, trees
 from .cache import cache_root, dataset_dir, ensure_built, is_complete, log
 
-VERSIONS = {'fashion_mnist': 1, 'mnist5k': 1, 'trees': 1, 'composite': 1}
+VERSIONS = {'fashion_mnist': 1, 'mnist5k': 1, 'trees': 1, 'composite': 2}
 CLS_NAMES = ('fashion_mnist', 'mnist5k')
 DET_NAMES = ('trees', 'composite')
 NAMES = CLS_NAMES + DET_NAMES

@@ -8,7 +8,10 @@ item's opacity is ``clip((v - 8) / 40, 0, 1)`` of its resized grey value
 ``v`` (pixels <= 8 stay background), its colour a random tint; its box is
 the exact bounding box of the pixels it changed and its ``area`` the count
 of those pixels (COCO's ``area`` is the object's, not the box's).  Items do
-not overlap, so every box is fully visible.  ``train`` items come from the
+not overlap, so every box is fully visible, and each item's instance mask
+is exactly those pixels (``alpha > 0``: the ones that define its box and
+area), stored as COCO compressed RLE ``segmentation`` for Mask R-CNN-style
+models and ``CocoMetric(metric='segm')``.  ``train`` items come from the
 classification ``train`` split and ``val`` items from its ``val`` split,
 so val objects are unseen.  Stored as JPEG (quality 90); boxes and areas
 refer to the pixels before compression.  Deterministic from ``SEED``.
@@ -80,9 +83,9 @@ def place(alpha, boxes, rng):
 
 
 def compose(photos, images, labels, pool, rng):
-    """One image: (HxWx3 uint8, boxes, labels, areas)."""
+    """One image: (HxWx3 uint8, boxes, labels, areas, HxW bool masks)."""
     canvas = background(photos, rng).astype(np.float32)
-    boxes, cls, areas = [], [], []
+    boxes, cls, areas, masks = [], [], [], []
     n = int(rng.integers(ITEMS_PER_IMAGE[0], ITEMS_PER_IMAGE[1] + 1))
     items = pool[rng.integers(len(pool), size=n)]
     sizes = np.exp(rng.uniform(*np.log(ITEM_SIZE), size=n))
@@ -105,7 +108,11 @@ def compose(photos, images, labels, pool, rng):
         boxes.append(box)
         cls.append(int(labels[idx]))
         areas.append(int((alpha > 0).sum()))
-    return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), boxes, cls, areas
+        mask = np.zeros(canvas.shape[:2], dtype=bool)
+        mask[py:py + alpha.shape[0], px:px + alpha.shape[1]] = alpha > 0
+        masks.append(mask)
+    img = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    return img, boxes, cls, areas, masks
 
 
 def build(out_dir: Path, source: str) -> dict:
@@ -122,9 +129,9 @@ def build(out_dir: Path, source: str) -> dict:
         writer = CocoWriter(out_dir, split, classes,
                             f'{source} items on real photos')
         for i in range(NUM_IMAGES[split]):
-            img, boxes, cls, areas = compose(photos, arrays['images'],
-                                             arrays['labels'], pool, rng)
+            img, boxes, cls, areas, masks = compose(
+                photos, arrays['images'], arrays['labels'], pool, rng)
             writer.add_image(img, f'{split}_{i:05d}.jpg', boxes, cls,
-                             areas=areas, quality=90)
+                             areas=areas, masks=masks, quality=90)
         meta['splits'][split] = writer.write()
     return meta

@@ -1,0 +1,31 @@
+# Mask R-CNN + Cream-S (287M) on COCO instances with the schedule of the
+# paper's RetinaNet experiment (§4.4 / Table 7; as in
+# configs/retinanet/retinanet_cream-s_fpn_1x_coco.py):
+# batch 32 (8 GPUs x 4), SGD momentum 0.9, wd 1e-4, lr 0.04, x0.1 at epochs
+# 8 and 11, 12 epochs; box and mask AP. COCO at data/coco/ (mmdet's layout).
+# Not in the paper: no reference numbers. Backbone from the converted
+# ImageNet weights:
+# python tools/convert_official_checkpoint.py <287.pth.tar> \
+#     --out-backbone checkpoints/cream-287m_backbone.pth
+_base_ = [
+    '../_base_/models/mask-rcnn_cream_fpn.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+pretrained = 'checkpoints/cream-287m_backbone.pth'
+model = dict(backbone=dict(
+    arch='cream-287m',
+    init_cfg=dict(type='Pretrained', checkpoint=pretrained,
+                  prefix='backbone.')))
+train_dataloader = dict(batch_size=4, num_workers=4)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.04, momentum=0.9,
+                                    weight_decay=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+         end=500),
+    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True,
+         milestones=[8, 11], gamma=0.1),
+]
+train_cfg = dict(max_epochs=12)
+auto_scale_lr = dict(enable=False, base_batch_size=32)
