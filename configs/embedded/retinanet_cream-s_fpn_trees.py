@@ -13,10 +13,8 @@ _base_ = [
 model = dict(
     backbone=dict(arch='cream-287m', norm_eval=False),
     neck=dict(out_channels=64),
-    # crowns are 15-60 px: anchors start at 16 px on P3 (COCO's start at 32)
     bbox_head=dict(num_classes=1, in_channels=64, feat_channels=64,
-                   stacked_convs=2,
-                   anchor_generator=dict(octave_base_scale=2)),
+                   stacked_convs=2),
     # dense small crowns: keep more detections than COCO's 100
     test_cfg=dict(max_per_img=300))
 train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True))
