@@ -1,40 +1,50 @@
 #!/usr/bin/env bash
-# The main job on the embedded data, on CPU: set up .venv, build the data,
-# train a Cream-S RetinaNet briefly on real tree-crown photos, evaluate COCO AP.
+# The main job, on the embedded data, on CPU:
+#   Cream search (board + meta matching) -> final selection -> export
+#   -> retrain the chosen architecture (mmpretrain)
+#   -> RetinaNet with that backbone, initialised from the retrained classifier (mmdet)
+#   -> COCO-style AP on the embedded val split -> summary.
+# Every stage is an ordinary tools/train.py / tools/test.py run on a config;
+# stages hand over through files in $WORK_DIR (default work_dirs/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY=.venv/bin/python
-WORK=${WORK_DIR:-work_dirs/demo}
-CFG=configs/embedded/retinanet_cream-s_fpn_trees.py
+W=${WORK_DIR:-work_dirs/demo}
+SEARCH_CFG=${SEARCH_CFG:-configs/search/tiny_cream_embedded.py}
 export PYTHONWARNINGS="ignore::UserWarning:pkg_resources,ignore:pkg_resources is deprecated"
 step() { printf '\n=== [demo %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+mkdir -p "$W"
 
-step "1/3 building the embedded datasets (data/embedded, first run only)"
+step "0/5 building the embedded datasets (data/embedded, first run only)"
 $PY -m cream_mm.datasets
 
-step "2/3 training RetinaNet + Cream-S on the tree-crown photos ($CFG)"
-$PY tools/train.py "$CFG" --work-dir "$WORK/retinanet"
+step "1/5 Cream search: supernet + prioritized board + meta matching ($SEARCH_CFG)"
+$PY tools/train.py "$SEARCH_CFG" --work-dir "$W/search"
+EXPORT="$W/search/search"
+ARCH=$(cat "$EXPORT/searched.arch")
+echo "selected architecture: $ARCH"
 
-step "3/3 COCO evaluation of the trained detector on the val split"
-CKPT=$(ls -t "$WORK"/retinanet/iter_*.pth | head -n 1)
-$PY tools/test.py "$CFG" "$CKPT" --work-dir "$WORK/retinanet_test" \
-  --out "$WORK/retinanet_test/predictions.pkl" | tee "$WORK/retinanet_test/test.log"
+step "2/5 retraining the selected architecture from scratch ($EXPORT/searched_cls.py)"
+$PY tools/train.py "$EXPORT/searched_cls.py" --work-dir "$W/retrain"
+CLS_CKPT=$(ls -t "$W"/retrain/iter_*.pth | head -n 1)
+$PY tools/test.py "$EXPORT/searched_cls.py" "$CLS_CKPT" --work-dir "$W/retrain_test"
 
-step "summary"
-$PY - "$WORK" "$CKPT" <<'PYEOF'
-import glob, json, os, sys
-work, ckpt = sys.argv[1], sys.argv[2]
-from cream_mm.models.complexity import arch_cost
-cost = arch_cost('cream-287m', 224, with_head=False)
-scalars = sorted(glob.glob(os.path.join(work, 'retinanet_test', '*', '*.json')))
-metrics = json.load(open(scalars[-1])) if scalars else {}
-print(f'backbone     Cream-S  k3e4|k5e6*2|k5e6,k3e6,k5e6|k5e6*4|k5e6*3 '
-      f'({cost.flops / 1e6:.1f}M paper FLOPs @224, {cost.params / 1e6:.2f}M params)')
-for k in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l'):
-    key = next((m for m in metrics if m.endswith(k)), None)
-    if key:
-        print(f'{k:<12} {metrics[key]:.3f}')
-print(f'checkpoint   {ckpt}')
-print(f'predictions  {work}/retinanet_test/predictions.pkl')
+step "3/5 RetinaNet with the searched backbone, initialised from $CLS_CKPT"
+cat > "$W/retinanet_searched.py" <<PYEOF
+# written by scripts/demo.sh: the exported RetinaNet config, backbone
+# initialised (strictly) from the retrained classifier
+_base_ = ['$(realpath "$EXPORT/searched_retinanet.py")']
+model = dict(backbone=dict(init_cfg=dict(
+    _delete_=True, type='Pretrained', prefix='backbone.',
+    checkpoint='$(realpath "$CLS_CKPT")')))
 PYEOF
+$PY tools/train.py "$W/retinanet_searched.py" --work-dir "$W/retinanet"
+DET_CKPT=$(ls -t "$W"/retinanet/iter_*.pth | head -n 1)
+
+step "4/5 COCO evaluation of the detector on the val split"
+$PY tools/test.py "$W/retinanet_searched.py" "$DET_CKPT" --work-dir "$W/retinanet_test" \
+  --out "$W/retinanet_test/predictions.pkl"
+
+step "5/5 summary"
+$PY tools/pipeline_summary.py "$W"
