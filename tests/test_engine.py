@@ -193,7 +193,8 @@ def test_prepare_runner_cfg_adds_hook_once_and_defers_to_cuda(monkeypatch):
     cfg = Config(dict(launcher='pytorch', custom_hooks=[]))
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     prepare_runner_cfg(prepare_runner_cfg(cfg))
-    assert cfg.custom_hooks == [dict(type='SafeCheckpointHook')]
+    assert cfg.custom_hooks == [dict(type='SafeCheckpointHook'),
+                                dict(type='EvalProgressBarHook')]
     assert 'model_wrapper_cfg' not in cfg  # mmengine's own path
     assert not torch_dist.is_initialized()
     assert init_cpu_dist('pytorch') is False
@@ -304,3 +305,22 @@ def test_test_bad_input_names_the_field(argv, field, toy_configs, capsys):
     with pytest.raises(SystemExit):
         run_test([a.format(toy=toy) for a in argv])
     assert field in capsys.readouterr().err
+
+
+def test_eval_progress_bar_hook_draws_over_the_loader(capsys):
+    """The tools add it; it ticks once per evaluation batch on rank 0."""
+    from types import SimpleNamespace
+
+    from mmengine.config import Config
+
+    from cream_mm.engine import EvalProgressBarHook, prepare_runner_cfg
+    cfg = prepare_runner_cfg(Config(dict(custom_hooks=[])))
+    assert any(h['type'] == 'EvalProgressBarHook' for h in cfg.custom_hooks)
+    hook = EvalProgressBarHook()
+    runner = SimpleNamespace(val_loop=SimpleNamespace(dataloader=range(4)))
+    hook.before_val_epoch(runner)
+    for i in range(4):
+        hook.after_val_iter(runner, i)
+    hook.after_val_epoch(runner)
+    out = capsys.readouterr().out
+    assert '4/4' in out and hook._bar is None

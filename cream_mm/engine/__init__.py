@@ -9,6 +9,7 @@ checkpoint paths.
 from .dist import (CreamDistributedDataParallel, cpu_model_wrapper_cfg,
                    has_accelerator, init_cpu_dist)
 from .hooks import SafeCheckpointHook
+from .progress import EvalProgressBarHook
 from .safe_checkpoint import (SAFE_GLOBALS, UnsafeCheckpointError,
                               check_checkpoint, install_local_loader,
                               register_safe_globals, safe_load,
@@ -20,7 +21,7 @@ install_local_loader()
 
 __all__ = [
     'SAFE_GLOBALS', 'UnsafeCheckpointError', 'SafeCheckpointHook',
-    'CreamDistributedDataParallel', 'check_checkpoint',
+    'CreamDistributedDataParallel', 'EvalProgressBarHook', 'check_checkpoint',
     'cpu_model_wrapper_cfg', 'has_accelerator', 'init_cpu_dist',
     'install_local_loader', 'prepare_runner_cfg', 'register_safe_globals',
     'safe_load', 'sanitize_checkpoint', 'unsafe_globals'

@@ -24,7 +24,8 @@ def prepare_runner_cfg(cfg):
     """Adjust ``cfg`` (mmengine ``Config``) in place and return it.
 
     1. add ``dict(type='SafeCheckpointHook')`` to ``custom_hooks`` unless a
-       ``SafeCheckpointHook`` is already in ``custom_hooks``/``default_hooks``;
+       ``SafeCheckpointHook`` is already in ``custom_hooks``/``default_hooks``,
+       and an ``EvalProgressBarHook`` (progress bar over evaluation);
     2. for a distributed launcher on a CPU-only machine: initialise the gloo
        process group now (so ``Runner.setup_env`` skips mmengine's CUDA-only
        ``init_dist``) and set ``model_wrapper_cfg`` to
@@ -34,6 +35,9 @@ def prepare_runner_cfg(cfg):
     defaults = (cfg.get('default_hooks') or {}).values()
     if not any(_is_safe_hook(h) for h in [*hooks, *defaults]):
         hooks.append(dict(type='SafeCheckpointHook'))
+    if not any(isinstance(h, dict) and str(h.get('type', '')).endswith(
+            'EvalProgressBarHook') for h in hooks):
+        hooks.append(dict(type='EvalProgressBarHook'))
     cfg.custom_hooks = hooks
 
     launcher = cfg.get('launcher', 'none') or 'none'
