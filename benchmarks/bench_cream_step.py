@@ -9,6 +9,21 @@ the run. Prints both per-step times measured in one run and their ratio
 (target <= 1.5x).
 
     python benchmarks/bench_cream_step.py [--steps 60] [--batch 64]
+        [--score-on val|train_batch] [--channels-last]
+
+Also prints where the Cream step's extra time goes (matching, teacher,
+board scoring, meta update), measured in the timed steps.
+
+``--config CONFIG`` instead times ``train_step`` of a search config's own
+model, optimisers and data outside the runner (per-step means of the
+warm-up phase and of the Cream phase), to compare with the ``time`` that
+``tools/train.py CONFIG`` logs for the same iterations::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_cream_step.py \
+        --config configs/search/tiny_cream_embedded.py --steps 60 --warmup 30
+    OMP_NUM_THREADS=1 python tools/train.py configs/search/tiny_cream_embedded.py \
+        --cfg-options train_cfg.max_iters=60 model.warmup.iters=30 \
+        default_hooks.logger.interval=10
 """
 import argparse
 import time
@@ -29,7 +44,7 @@ def build(matching, use_board, args, **kw):
         board=dict(num_paths=args.k),
         meta=dict(interval=args.tau, match_images=args.match),
         scoring=dict(on=args.score_on, screen=True, screen_sigma=1.),
-        sampler=dict(seed=0), **kw)
+        sampler=dict(seed=0), channels_last=args.channels_last, **kw)
     parts = dict(supernet=dict(optimizer=dict(type='SGD', lr=0.05,
                                               momentum=0.9)),
                  meta=dict(optimizer=dict(type='SGD', lr=1e-3)))
@@ -46,17 +61,83 @@ def batches(n, bs, size, seed=0):
                      for _ in range(bs)]) for _ in range(n)]
 
 
-def timed(model, optim, data, warm):
+class Clock:
+    """Accumulates the time spent in some methods of a model."""
+
+    def __init__(self, model, names):
+        self.total = dict.fromkeys(names, 0.)
+        self.on = False
+        for name in names:
+            fn = getattr(model, name)
+
+            def wrapped(*a, _fn=fn, _name=name, **k):
+                t = time.perf_counter()
+                try:
+                    return _fn(*a, **k)
+                finally:
+                    if self.on:
+                        self.total[_name] += time.perf_counter() - t
+            setattr(model, name, wrapped)
+
+
+def timed(model, optim, data, warm, clock=None):
     for b in data[:warm]:
         model.train_step(b, optim)
+    if clock is not None:
+        clock.on, clock.scored = True, int(model.val_scored)
     t0 = time.perf_counter()
     for b in data[warm:]:
         model.train_step(b, optim)
+    if clock is not None:
+        clock.on = False
+        clock.scored = int(model.val_scored) - clock.scored
     return (time.perf_counter() - t0) / (len(data) - warm)
+
+
+def outside_runner(args):
+    """train_step of a config's model on its data, without the Runner."""
+    import statistics
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(args.config)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    cfg.model.warmup = dict(iters=args.warmup)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    ow = cfg.optim_wrapper
+    optim = CreamOptimWrapperConstructor(
+        {k: ow[k] for k in ('supernet', 'meta') if k in ow})(model)
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    if cfg.get('search_val_dataloader'):
+        model.attach_search_val(list(Runner.build_dataloader(
+            cfg.search_val_dataloader, seed=0)))
+    model.train()
+    it, times = iter(loader), []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        model.train_step(next(it), optim)
+        times.append(time.perf_counter() - t0)
+    warm, cream = times[5:args.warmup], times[args.warmup:]
+    print(f'{args.config}: train_step outside the runner, '
+          f'{torch.get_num_threads()} thread(s)')
+    if warm:
+        print(f'  warm-up steps (SPOS):  {statistics.mean(warm):.3f} s')
+    if cream:
+        print(f'  Cream steps:           {statistics.mean(cream):.3f} s '
+              f'({int(model.val_scored)} val evaluations, '
+              f'{int(model.meta_steps)} meta updates)')
 
 
 def main():
     p = argparse.ArgumentParser()
+    p.add_argument('--config', help='time this search config outside the '
+                   'runner instead (see module docstring)')
+    p.add_argument('--warmup', type=int, default=30,
+                   help='--config: warm-up iterations of the model')
     p.add_argument('--steps', type=int, default=60)
     p.add_argument('--batch', type=int, default=64)
     p.add_argument('--size', type=int, default=64)
@@ -67,26 +148,40 @@ def main():
     p.add_argument('--val-images', type=int, default=512)
     p.add_argument('--score-on', default='val')
     p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--channels-last', action='store_true',
+                   help='NHWC weights and inputs for both models')
     p.add_argument('--warm', type=int, default=30,
                    help='steps not timed: one-off board scoring at start')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.config:
+        return outside_runner(args)
     data = batches(args.steps, args.batch, args.size)
     val = batches(max(1, args.val_images // 128), 128, args.size, seed=1)
     spos, spos_opt = build('none', False, args)
     cream, cream_opt = build('meta', True, args)
     cream.attach_search_val(val)
     t_spos = timed(spos, spos_opt, data, args.warm)
-    t_cream = timed(cream, cream_opt, data, args.warm)
+    clock = Clock(cream, ('select_teacher', 'aux_logits', 'update_board',
+                          'meta_hypergradient'))
+    t_cream = timed(cream, cream_opt, data, args.warm, clock)
     t_spos2 = timed(spos, spos_opt, data, args.warm)  # against drift
     t_spos = min(t_spos, t_spos2)
     print(f'{args.steps} steps, batch {args.batch} at {args.size}px, K='
           f'{args.k}, tau={args.tau}, match_images={args.match}, scoring '
           f'{args.score_on} ({args.val_images} images, screen 1 sigma)')
-    print(f'val-subset evaluations: {int(cream.val_scored)}, meta updates: '
+    print(f'val-subset evaluations: {int(cream.val_scored)} '
+          f'({clock.scored} in the timed steps), meta updates: '
           f'{int(cream.meta_steps)}')
     print(f'SPOS step:  {t_spos * 1e3:8.1f} ms')
     print(f'Cream step: {t_cream * 1e3:8.1f} ms (amortised)')
+    n = args.steps - args.warm
+    names = dict(select_teacher='meta matching (Eq. 4)',
+                 aux_logits='teacher forward (KD targets)',
+                 update_board='board scoring + update (Eq. 3)',
+                 meta_hypergradient='meta update (Eq. 6)')
+    for k, v in clock.total.items():  # aux_logits: outside matching/board
+        print(f'  {names[k]:32s} {v / n * 1e3:8.1f} ms/step')
     print(f'ratio Cream / SPOS: {t_cream / t_spos:.2f}x  (target <= 1.5x)')
 
 

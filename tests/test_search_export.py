@@ -67,3 +67,37 @@ def test_pareto_plot_is_png(tmp_path):
     scored = board + [dict(flops=6., score=10.)]
     plot_pareto(scored, board, tmp_path / 'p.png')
     assert (tmp_path / 'p.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_tiny_search_export_chains_to_embedded_configs(tmp_path):
+    """The tiny search's export names the embedded classifier and trees
+    RetinaNet: the exported configs build, retrain at the search's 32 px,
+    and the inherited weights load strictly (search -> retrain -> detect
+    by files alone)."""
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmpretrain.registry import MODELS
+    import cream_mm  # noqa: F401
+    root = Path(__file__).parents[1] / 'configs'
+    search = Config.fromfile(str(root / 'search/tiny_cream_embedded.py'))
+    export = search.custom_hooks[0].export
+    model = MODELS.build(search.model)
+    arch = model.board_arch(0)
+    summary = export_arch(model, arch, tmp_path, **export)
+    cls = Config.fromfile(summary['cls_config'])
+    assert summary['cls_base'].endswith('embedded/cream-14m_fmnist.py')
+    assert cls.train_dataloader.dataset.type == 'EmbeddedClsDataset'
+    assert cls.model.backbone.arch == summary['arch']
+    assert cls.train_dataloader.dataset.pipeline[0].scale == (32, 32)
+    assert cls.val_dataloader.dataset.pipeline[0].scale == (32, 32)
+    assert cls.train_cfg.max_iters == 200  # the embedded recipe
+    clf = MODELS.build(cls.model)
+    state = torch.load(summary['inherited'], weights_only=True)
+    clf.load_state_dict(state['state_dict'], strict=True)
+    det = Config.fromfile(summary['det_config'])
+    assert det.model.backbone.arch == summary['arch']
+    assert det.train_dataloader.dataset.type == 'EmbeddedCocoDataset'
+    assert det.model.bbox_head.num_classes == 1
+    DET_MODELS.build(det.model)
+    # the SPOS baseline exports the same way
+    spos = Config.fromfile(str(root / 'search/tiny_spos_embedded.py'))
+    assert spos.custom_hooks[0].export == export

@@ -13,7 +13,8 @@ model = dict(
     board=dict(num_paths=5),
     meta=dict(hidden=128, interval=20, match_images=8),
     scoring=dict(screen=True, screen_sigma=0.5),
-    warmup=dict(iters=100))
+    warmup=dict(iters=100),
+    channels_last=True)  # NHWC: ~1.8x faster steps on CPU at 32 px
 train_pipeline = [dict(type='Resize', scale=(32, 32)),
                   dict(type='PackInputs')]
 test_pipeline = train_pipeline
@@ -43,7 +44,12 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=600)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', interval=200, by_epoch=False))
+# the export chains to the embedded retraining and detection configs:
+# search -> <work_dir>/search/searched_cls.py -> searched_retinanet.py
+search_export = dict(cls_base='embedded/cream-14m_fmnist.py',
+                     det_base='embedded/retinanet_cream-s_fpn_trees.py',
+                     cls_input_size='search')
 custom_hooks = [dict(type='CreamSearchHook', log_interval=200,
                      plot_interval=300, final='board',
-                     export=dict(cls_base='cream/cream-14m_16xb128_in1k.py'))]
+                     export=search_export)]
 log_processor = dict(by_epoch=False)

@@ -219,6 +219,29 @@ class CreamSupernet(CreamStemMixin, BaseModule):
             self.set_path(arch)
         return super().forward(x)
 
+    def path_units(self, arch: Arch | str, resolution: int = 0
+                   ) -> list[tuple[object, nn.Module]]:
+        """The path as a chain of ``(key, module)`` units: stem, ``blocks.0``,
+        one unit per searched layer of the space (``skip`` -> identity) and
+        the tail. Running the modules in order equals :meth:`forward` (with
+        ``out_indices`` ending at the tail). Two paths compute the same
+        values up to the first unit whose key differs (same input), which
+        :meth:`CreamSearch.shared_aux_logits` and the teacher's reuse of the
+        student's features rely on; ``resolution`` is part of the first key.
+        """
+        code, _ = self.space.encode(arch)
+        units = [(('stem', int(resolution)), self._stem),
+                 ('blocks.0', self.blocks[0])]
+        for l, ((_, _, layer), c) in enumerate(zip(self.choice_layers(),
+                                                   code)):
+            op = self.space.ops[c]
+            units.append(((l, op), layer.candidates[op]))
+        units.append(('tail', self.blocks[-1]))
+        return units
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv_stem(x)))
+
     def path_modules(self, arch: Arch | str | None = None
                      ) -> Iterator[tuple[str, nn.Module]]:
         """``(child module name, supernet module)`` of every part of a path.

@@ -6,11 +6,11 @@ from .ddp import CreamSearchDDP
 from .evolution import EvolutionSearch
 from .export import export_arch, select_from_board
 from .flops_table import FlopsTable
-from .hooks import CreamSearchHook, plot_pareto
+from .hooks import CreamSearchHook, SearchDigestHook, plot_pareto
 from .optim import CreamOptimWrapperConstructor
 from .sampler import RELEASE_OP_PRIOR, PathSampler
 
 __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
            'EvolutionSearch', 'export_arch', 'select_from_board',
-           'CreamSearchHook', 'plot_pareto',
+           'CreamSearchHook', 'SearchDigestHook', 'plot_pareto',
            'CreamOptimWrapperConstructor', 'PathSampler', 'RELEASE_OP_PRIOR']

@@ -120,6 +120,22 @@ class PathBoard(nn.Module):
             return True
         return bool((self.flops[:len(self)] >= flops).any())
 
+    def entry_threshold(self, code: Sequence[int], resolution: int,
+                        flops: float) -> float | None:
+        """The lowest accuracy with which this path would enter the board
+        (None: any accuracy -- board not full, or already on it)."""
+        n = len(self)
+        if n < self.num_paths or self.index(code, resolution) is not None:
+            return None
+        if self.rule == 'paper':
+            scores = [float(self.scores[j]) for j in range(n)
+                      if flops <= float(self.flops[j])]
+            return min(scores) if scores else float('inf')
+        k = self._least_competitive(list(range(n)))
+        worse = float(self.scores[k])
+        return worse if flops <= float(self.flops[k]) else \
+            worse + self.release_margin
+
     def update(self, code: Sequence[int], resolution: int, flops: float,
                score: float) -> int | None:
         """Eq. 3: insert the sampled path if it qualifies; return its slot

@@ -31,7 +31,10 @@ whatever their accuracy (FLOPs too high) are never scored.
 
 Distributed: every rank samples the same path (same generator state), the
 matching degrees, scores, gradients and hypergradients are averaged over
-ranks, so boards, meta networks and supernets stay identical.
+ranks -- and so are the running BatchNorm statistics the path's training
+forward updated -- so boards, meta networks and supernets (parameters and
+buffers) stay identical; ``SearchDigestHook`` logs per-step fingerprints
+that show it (``tests/test_search_distributed.py``).
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ import mmpretrain.models  # noqa: F401  (registers ClsDataPreprocessor)
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..arch import Arch, format_arch
 from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
@@ -54,8 +58,8 @@ from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
 from ..models.matching import MetaMatchingNetwork
 from .board import PathBoard
 from .flops_table import FlopsTable
-from .runtime import (all_reduce_mean, all_reduce_sum, bn_batch_stats,
-                      distributed)
+from .runtime import (_mode_modules, all_reduce_mean, all_reduce_sum,
+                      bn_batch_stats, distributed)
 from .sampler import PathSampler
 
 MATCHINGS = ('none', 'fixed', 'random', 'meta')
@@ -90,10 +94,15 @@ class CreamSearch(BaseModel):
         distill (dict): ``temperature``, ``weight`` (rho when not meta),
             ``loss_form`` (``'paper'``/``'release'``), ``label_smoothing``.
         scoring (dict): ``on`` (``'val'``/``'train_batch'``), ``screen``,
-            ``screen_sigma``, ``rescore_interval`` (0 = never).
+            ``screen_sigma``, ``rescore_interval`` (0 = never),
+            ``early_stop`` (stop a held-out confirmation once the path
+            cannot reach the accuracy it needs to enter the board: the same
+            board, fewer images; such paths are left out of ``history``).
         warmup (dict): ``iters`` and/or ``epochs`` of plain single-path
             training before distillation and board updates (release: 20
             epochs).
+        channels_last: keep weights and inputs in NHWC memory format (the
+            same computation; ~1.5x faster convolutions on x86 CPUs).
         data_preprocessor (dict): mmpretrain data preprocessor.
     """
 
@@ -103,7 +112,7 @@ class CreamSearch(BaseModel):
                  matching: str = 'meta', use_board: bool = True,
                  board: dict | None = None, meta: dict | None = None,
                  distill: dict | None = None, scoring: dict | None = None,
-                 warmup: dict | None = None,
+                 warmup: dict | None = None, channels_last: bool = False,
                  data_preprocessor: dict | None = None, init_cfg=None):
         if data_preprocessor is None or isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(dict(
@@ -113,6 +122,10 @@ class CreamSearch(BaseModel):
         _check('matching', matching, MATCHINGS)
         self.backbone = MODELS.build(supernet)
         self.head = MODELS.build(head)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:  # NHWC weights and inputs (faster on CPU)
+            self.backbone.to(memory_format=torch.channels_last)
+            self.head.to(memory_format=torch.channels_last)
         self.num_classes = self.head.num_classes
         self.space = self.backbone.space
         self.table = FlopsTable(self.space, flops_metric, self.num_classes)
@@ -139,7 +152,7 @@ class CreamSearch(BaseModel):
         _check('distill.loss_form', self.distill_cfg['loss_form'],
                LOSS_FORMS)
         self.score_cfg = dict(on='val', screen=False, screen_sigma=1.,
-                              rescore_interval=0)
+                              rescore_interval=0, early_stop=True)
         self.score_cfg.update(scoring or {})
         _check('scoring.on', self.score_cfg['on'], SCORE_ON)
         self.warmup = dict(iters=0, epochs=0)
@@ -154,6 +167,8 @@ class CreamSearch(BaseModel):
         self.eval_arch: Arch | None = None
         # every scored path (arch, FLOPs, score, iter), for the Pareto plot
         self.history: deque = deque(maxlen=20000)
+        # what the last train_step did (path, teacher, rho, meta update)
+        self.last_step: dict = {}
         if self.use_board:  # Alg. 1 line 1: random paths in the range
             for _ in range(self.board.num_paths):
                 code, res, cost = self.sampler.sample_code()
@@ -165,18 +180,95 @@ class CreamSearch(BaseModel):
         code, res, _, _ = self.board.entry(k)
         return self.space.decode(code, res)
 
-    def forward_path(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        """Logits of a path (input resized to the path's resolution)."""
+    def _resize(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
         if arch.resolution and x.shape[-1] != arch.resolution:
             x = F.interpolate(x, size=(arch.resolution, ) * 2,
                               mode='bilinear', align_corners=False)
-        return self.head(self.backbone(x, arch))
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _units(self, arch: Arch) -> list:
+        return self.backbone.path_units(arch, arch.resolution or 0)
+
+    def forward_path(self, x: torch.Tensor, arch: Arch,
+                     record: list | None = None) -> torch.Tensor:
+        """Logits of a path (input resized to the path's resolution).
+
+        ``record``: a list that receives ``(unit key, feature)`` after each
+        unit of :meth:`CreamSupernet.path_units` (the student's features,
+        reused by the teacher's forward on their common prefix).
+        """
+        feat = self._resize(x, arch)
+        for key, unit in self._units(arch):
+            feat = unit(feat)
+            if record is not None:
+                record.append((key, feat))
+        return self.head((feat, ))
 
     @torch.no_grad()
-    def aux_logits(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        """No-grad logits with BN on batch statistics (teachers, scoring)."""
+    def aux_logits(self, x: torch.Tensor, arch: Arch,
+                   prefix: list | None = None) -> torch.Tensor:
+        """No-grad logits with BN on batch statistics (teachers, scoring).
+
+        ``prefix``: the ``record`` of a training-mode forward of another
+        path on the same ``x`` (BN on the same batch statistics); the units
+        the two paths share are not recomputed -- the same values, exactly.
+        """
+        units = self._units(arch)
+        start, feat = 0, None
+        if prefix and self._prefix_reusable():
+            while start < min(len(units), len(prefix)) and \
+                    units[start][0] == prefix[start][0]:
+                start += 1
+            if start:
+                feat = prefix[start - 1][1].detach()
         with bn_batch_stats(self):
-            return self.forward_path(x, arch)
+            if feat is None:
+                feat = self._resize(x, arch)
+            for _, unit in units[start:]:
+                feat = unit(feat)
+            return self.head((feat, ))
+
+    def _prefix_reusable(self) -> bool:
+        """Training-mode features equal no-grad batch-statistics ones: all
+        BN layers in training mode, no active dropout / drop path in the
+        supernet."""
+        bns, stochastic = _mode_modules(self.backbone)
+        return (all(m.training for m in bns) and not any(
+            m.training and getattr(m, 'p', getattr(m, 'drop_prob', 0)) > 0
+            for m in stochastic))
+
+    @torch.no_grad()
+    def shared_aux_logits(self, x: torch.Tensor, archs: Sequence[Arch]
+                          ) -> list[torch.Tensor]:
+        """:meth:`aux_logits` of several paths on the same ``x``, each unit
+        prefix computed once (stem and ``blocks.0`` always, and every
+        common leading run of ops): a depth-first walk of the paths' trie.
+        """
+        chains = [self._units(a) for a in archs]
+        out: list = [None] * len(archs)
+
+        def walk(feat, depth, members):
+            groups: dict = {}
+            for i in members:
+                groups.setdefault(chains[i][depth][0], []).append(i)
+            for group in groups.values():
+                f = chains[group[0]][depth][1](feat)
+                if depth + 1 == len(chains[group[0]]):
+                    logits = self.head((f, ))
+                    for i in group:
+                        out[i] = logits
+                else:
+                    walk(f, depth + 1, group)
+
+        with bn_batch_stats(self):
+            by_res: dict = {}
+            for i, a in enumerate(archs):
+                by_res.setdefault(a.resolution, []).append(i)
+            for members in by_res.values():
+                walk(self._resize(x, archs[members[0]]), 0, members)
+        return out
 
     def forward(self, inputs: torch.Tensor, data_samples=None,
                 mode: str = 'tensor', arch: Arch | str | None = None):
@@ -208,6 +300,15 @@ class CreamSearch(BaseModel):
                        for n, p in self.head.named_parameters()})
         return {n: p for n, p in params.items() if p.requires_grad}
 
+    def path_bn_buffers(self, arch: Arch) -> list[torch.Tensor]:
+        """Running mean / variance of every BatchNorm of a path (supernet
+        part and head): what a training forward of the path updates."""
+        mods = [m for _, part in self.backbone.path_modules(arch)
+                for m in part.modules()] + list(self.head.modules())
+        return [t for m in mods if isinstance(m, _BatchNorm)
+                and m.track_running_stats and m.running_mean is not None
+                for t in (m.running_mean, m.running_var)]
+
     def selected_arch(self) -> Arch:
         """The path evaluated by val/test: ``eval_arch`` if set, else the
         board's best, else the largest path."""
@@ -226,6 +327,7 @@ class CreamSearch(BaseModel):
         """Held-out batches (raw dataloader outputs) for board scoring and
         Eq. 6; under DDP each rank holds its shard."""
         self._val_batches = list(batches)
+        self._val_count = None
         if not self._val_batches:
             raise ValueError('attach_search_val: no batches')
 
@@ -242,15 +344,21 @@ class CreamSearch(BaseModel):
     @torch.no_grad()
     def val_top1(self, arch: Arch) -> float:
         """Top-1 (%) of a path on the attached subset (summed over ranks)."""
-        counts = torch.zeros(2, dtype=torch.float64)
+        return self.val_top1_many([arch])[0]
+
+    @torch.no_grad()
+    def val_top1_many(self, archs: Sequence[Arch]) -> list[float]:
+        """:meth:`val_top1` of several paths, their common unit prefixes
+        computed once per batch (:meth:`shared_aux_logits`)."""
+        counts = torch.zeros(len(archs), 2, dtype=torch.float64)
         for i in range(len(self._val_batches or [None])):
             x, y = self._val_batch(i)
-            pred = self.aux_logits(x, arch).argmax(1)
-            counts += torch.tensor([(pred == y).sum().item(), len(y)],
-                                   dtype=torch.float64)
+            for k, logits in enumerate(self.shared_aux_logits(x, archs)):
+                counts[k, 0] += (logits.argmax(1) == y).sum().item()
+                counts[k, 1] += len(y)
         all_reduce_sum(counts)
-        self.val_scored += 1
-        return float(100. * counts[0] / counts[1])
+        self.val_scored += len(archs)
+        return (100. * counts[:, 0] / counts[:, 1]).tolist()
 
     @torch.no_grad()
     def batch_top1(self, logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -258,6 +366,36 @@ class CreamSearch(BaseModel):
                               dtype=torch.float64)
         all_reduce_sum(counts)
         return float(100. * counts[0] / counts[1])
+
+    def _val_total(self) -> int:
+        """Images of the attached subset over all ranks (cached)."""
+        if getattr(self, '_val_count', None) is None:
+            n = torch.tensor([float(sum(
+                len(b['data_samples']) for b in self._val_batches or []))],
+                dtype=torch.float64)
+            self._val_count = int(all_reduce_sum(n)[0])
+        return self._val_count
+
+    @torch.no_grad()
+    def confirm_top1(self, arch: Arch, need: float | None) -> float | None:
+        """:meth:`val_top1`, stopped as soon as even a perfect rest of the
+        subset could not lift the path to ``need`` (%): returns None then.
+        Exact -- a stopped path would not have entered the board."""
+        if need is None or not self._val_batches:
+            return self.val_top1(arch)
+        total, correct, seen = self._val_total(), 0., 0.
+        for i in range(len(self._val_batches)):
+            x, y = self._val_batch(i)
+            c = torch.tensor([(self.aux_logits(x, arch).argmax(1) == y)
+                              .sum().item(), len(y)], dtype=torch.float64)
+            all_reduce_sum(c)
+            correct, seen = correct + float(c[0]), seen + float(c[1])
+            if seen < total and 100. * (correct + total - seen) / total \
+                    < need:
+                self.val_scored += 1
+                return None
+        self.val_scored += 1
+        return 100. * correct / seen
 
     # --------------------------------------------------------- schedule
     def past_warmup(self) -> bool:
@@ -291,8 +429,8 @@ class CreamSearch(BaseModel):
             return self.board_arch(slots[j]), weight, None
         m = self.meta_cfg['match_images'] or len(x)
         xs, z_alpha = x[:m], student_logits[:m].detach()
-        diffs = torch.stack([self.aux_logits(xs, self.board_arch(k))
-                             - z_alpha for k in slots])
+        diffs = torch.stack(self.shared_aux_logits(
+            xs, [self.board_arch(k) for k in slots])) - z_alpha
         with torch.no_grad():
             rho = self.meta_net(diffs).double()
         all_reduce_mean([rho])  # identical teacher on every rank
@@ -333,8 +471,9 @@ class CreamSearch(BaseModel):
         active = self.past_warmup()
         log = dict(flops=flops / 1e6)
 
+        record: list = []  # the student's features, reused by the teacher
         with sup_ow.optim_context(self):
-            student = self.forward_path(x, arch)
+            student = self.forward_path(x, arch, record)
         ce = F.cross_entropy(student, y,
                              label_smoothing=self.distill_cfg[
                                  'label_smoothing'])
@@ -342,7 +481,8 @@ class CreamSearch(BaseModel):
             x, student, arch, code, res) if active else (None, 0., None))
         kd = None
         if teacher is not None:  # line 5: soft targets of the board path
-            kd = soft_cross_entropy(student, self.aux_logits(x, teacher),
+            kd = soft_cross_entropy(student,
+                                    self.aux_logits(x, teacher, record),
                                     self.distill_cfg['temperature'])
             self.distill_steps += 1
             log.update(kd=kd.detach(), rho=rho)
@@ -358,7 +498,13 @@ class CreamSearch(BaseModel):
             g_kd = torch.autograd.grad(kd, list(params.values()),
                                        retain_graph=True)
         sup_ow.backward(loss)
-        all_reduce_mean([p.grad for p in params.values()])
+        # one all-reduce: gradients of the path and, under DDP, the running
+        # BN statistics the student's forward just updated (each rank saw
+        # its shard; the mean keeps every rank's supernet buffers equal)
+        sync = [p.grad for p in params.values()]
+        if distributed():
+            sync += self.path_bn_buffers(arch)
+        all_reduce_mean(sync)
         if meta_due:  # lines 9-11, before w moves (Eq. 6 uses w^(t))
             x_val, y_val = (self._val_batch(int(self.meta_steps))
                             if self.meta_cfg['risk_on'] == 'val' else (x, y))
@@ -382,6 +528,9 @@ class CreamSearch(BaseModel):
             log['board_best'] = float(self.board.scores[self.board.best()])
         self._track(train_acc)
         self.iter += 1
+        self.last_step = dict(path=format_arch(arch), teacher=(
+            format_arch(teacher) if teacher is not None else None),
+            rho=float(rho), meta_update=bool(meta_due))
         log.update(loss=loss.detach(), ce=ce.detach(), top1=train_acc)
         return log
 
@@ -434,7 +583,11 @@ class CreamSearch(BaseModel):
         stale = self.board.unscored()
         if every and int(self.iter) % every == 0:
             stale = list(range(len(self.board)))
-        for k in stale:
+        if stale and self.score_cfg['on'] == 'val':
+            for k, score in zip(stale, self.val_top1_many(
+                    [self.board_arch(k) for k in stale])):
+                self.board.set_score(k, score)
+        for k in stale if self.score_cfg['on'] != 'val' else ():
             self.board.set_score(k, self.score(self.board_arch(k), x, y))
         on_board = self.board.index(code, res) is not None
         if not on_board and not self.board.could_replace(flops):
@@ -443,6 +596,11 @@ class CreamSearch(BaseModel):
             score = train_acc  # release: the training batch, pre-update
         elif self._screened_out(train_acc):
             return
+        elif self.score_cfg['early_stop']:
+            score = self.confirm_top1(arch, self.board.entry_threshold(
+                code, res, flops))
+            if score is None:  # could not enter: Eq. 3's outcome, cheaper
+                return
         else:
             score = self.val_top1(arch)
         self.history.append((format_arch(arch), flops, score, int(self.iter)))

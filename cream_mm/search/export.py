@@ -38,7 +38,7 @@ def select_from_board(model, batches: list | None = None) -> list[dict]:
                              top1=model.val_top1(arch)))
     finally:
         if batches is not None:
-            model._val_batches = saved
+            model._val_batches, model._val_count = saved, None
     return sorted(rows, key=lambda r: (-r['top1'], r['flops']))
 
 
@@ -47,12 +47,40 @@ def _base(path: str) -> str:
     return str(p if p.is_absolute() else CONFIG_ROOT / p)
 
 
+def _pipelines(size: int) -> str:
+    """Train / test pipelines of the embedded classifier at ``size``."""
+    return (
+        f"train_pipeline = [dict(type='Resize', scale=({size}, {size})),\n"
+        f"                  dict(type='RandomCrop', crop_size={size},\n"
+        f"                       padding={max(size // 8, 1)}),\n"
+        f"                  dict(type='PackInputs')]\n"
+        f"test_pipeline = [dict(type='Resize', scale=({size}, {size})),\n"
+        f"                 dict(type='PackInputs')]\n"
+        f"train_dataloader = dict(dataset=dict(pipeline=train_pipeline))\n"
+        f"val_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n"
+        f"test_dataloader = val_dataloader\n")
+
+
 def export_arch(model, arch: Arch, out_dir: str, name: str = 'searched',
                 cls_base: str = DEFAULT_CLS_BASE,
                 det_base: str = DEFAULT_DET_BASE,
+                cls_input_size: int | str | None = None,
                 extra: dict | None = None) -> dict:
     """Write ``<name>.arch``, ``<name>_cls.py``, ``<name>_retinanet.py``,
-    ``<name>_inherited.pth`` and ``<name>.json`` into ``out_dir``."""
+    ``<name>_inherited.pth`` and ``<name>.json`` into ``out_dir``.
+
+    ``cls_base`` / ``det_base``: the configs the exported ones inherit
+    (relative to ``configs/`` or absolute): the ImageNet / COCO ones by
+    default; a search on the embedded data names
+    ``embedded/cream-14m_fmnist.py`` and
+    ``embedded/retinanet_cream-s_fpn_trees.py`` (see the tiny search
+    configs), so search -> retrain -> detect chains by files alone.
+    ``cls_input_size``: ``'search'`` retrains at the path's search
+    resolution (pipelines of the embedded classifier rewritten), an int at
+    that size, None keeps the base config's pipelines. The classifier's
+    head has the search head's widths, so ``load_from`` of the inherited
+    weights loads strictly.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     text = format_arch(arch)
@@ -61,22 +89,38 @@ def export_arch(model, arch: Arch, out_dir: str, name: str = 'searched',
     (out / f'{name}.arch').write_text(text + '\n')
     weights = out / f'{name}_inherited.pth'
     child = model.backbone.export(arch)
-    state = {f'backbone.{k}': v for k, v in child.state_dict().items()}
-    state.update({f'head.{k}': v for k, v in model.head.state_dict().items()})
+    state = {f'backbone.{k}': v.contiguous()
+             for k, v in child.state_dict().items()}
+    state.update({f'head.{k}': v.contiguous()
+                  for k, v in model.head.state_dict().items()})
     torch.save(dict(state_dict=state, meta=dict(arch=text)), weights)
     header = (f'# Searched by Cream: {text}\n# {cost.flops / 1e6:.2f}M '
               f'FLOPs (paper counting), {cost.macs / 1e6:.2f}M MACs, '
               f'{cost.params / 1e6:.2f}M params at {size}px\n')
-    (out / f'{name}_cls.py').write_text(
-        header + f"_base_ = ['{_base(cls_base)}']\n"
-        f"model = dict(backbone=dict(arch='{text}'),\n"
-        f"             head=dict(num_classes={model.num_classes}))\n"
-        f"# start from the supernet's weights instead of scratch:\n"
-        f"# load_from = '{osp.abspath(weights)}'\n")
-    (out / f'{name}_retinanet.py').write_text(
+    head = model.head
+    head_cfg = (f"head=dict(num_classes={model.num_classes}, "
+                f"in_channels={head.conv_head.in_channels}, "
+                f"head_channels={head.conv_head.out_channels})")
+    retrain_size = size if cls_input_size == 'search' else cls_input_size
+    cls_text = (header + f"_base_ = ['{_base(cls_base)}']\n"
+                f"model = dict(backbone=dict(arch='{text}'),\n"
+                f"             {head_cfg})\n")
+    if retrain_size:
+        cls_text += (f'# retrained at the search resolution, {retrain_size}'
+                     f'px\n' + _pipelines(int(retrain_size)))
+    cls_text += ("# start from the supernet's weights instead of scratch:\n"
+                 f"# load_from = '{osp.abspath(weights)}'\n")
+    cls_path, det_path = out / f'{name}_cls.py', out / f'{name}_retinanet.py'
+    cls_path.write_text(cls_text)
+    det_path.write_text(
         header + f"_base_ = ['{_base(det_base)}']\n"
         f"model = dict(backbone=dict(arch='{text}', init_cfg=None))\n")
     summary = dict(arch=text, resolution=size, flops=cost.flops,
-                   macs=cost.macs, params=cost.params, **(extra or {}))
+                   macs=cost.macs, params=cost.params,
+                   cls_config=str(cls_path.resolve()),
+                   det_config=str(det_path.resolve()),
+                   inherited=str(weights.resolve()),
+                   cls_base=_base(cls_base), det_base=_base(det_base),
+                   **(extra or {}))
     (out / f'{name}.json').write_text(json.dumps(summary, indent=1))
     return summary

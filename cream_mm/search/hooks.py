@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmengine.dist import is_main_process
+import torch
+from mmengine.dist import get_rank, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
@@ -26,6 +27,7 @@ from mmengine.runner import Runner
 from ..arch import parse_arch
 from .evolution import EvolutionSearch
 from .export import export_arch, select_from_board
+from .runtime import search_state_digest
 
 FINALS = ('board', 'evolution', 'none')
 
@@ -85,6 +87,18 @@ class CreamSearchHook(Hook):
         if self.val_cfg is not None:
             model.attach_search_val(self._load(runner, self.val_cfg))
 
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the scored-path history (Pareto plot) across resumes; plain
+        lists of str / float / int, so ``weights_only`` loads it."""
+        checkpoint['search_history'] = [list(h) for h in
+                                        self._model(runner).history]
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = self._model(runner)
+        model.history.clear()
+        model.history.extend(tuple(h) for h in
+                             checkpoint.get('search_history', []))
+
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         model = self._model(runner)
@@ -133,6 +147,52 @@ class CreamSearchHook(Hook):
             export_arch(model, best, self._out(runner),
                         extra=dict(final=self.final, ranking=rows[:20]),
                         **self.export)
+
+
+@HOOKS.register_module()
+class SearchDigestHook(Hook):
+    """Per-iteration fingerprints of the search state, one JSON line per
+    iteration in ``<work_dir>/search/digest_rank<r>.jsonl`` (every rank):
+    the sampled path, the teacher and rho, the board (arch, FLOPs, score),
+    this rank's training-batch CE, and SHA-1 digests of the supernet
+    parameters and buffers, board, meta network, sampler generator, counters
+    and optimiser states (:func:`search_state_digest`). Two ranks of a DDP
+    job -- or a resumed and an uninterrupted run -- must write identical
+    lines but for ``ce_local``. With ``save_final``, each rank also saves
+    its final state (``state_rank<r>.pth``: model ``state_dict`` and
+    optimiser state) for an exact comparison.
+    """
+    priority = 'LOWEST'
+
+    def __init__(self, interval: int = 1, save_final: bool = False):
+        self.interval, self.save_final = int(interval), bool(save_final)
+
+    def _file(self, runner) -> Path:
+        out = Path(runner.work_dir) / 'search'
+        out.mkdir(parents=True, exist_ok=True)
+        return out / f'digest_rank{get_rank()}.jsonl'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if not self.every_n_train_iters(runner, self.interval):
+            return
+        model = CreamSearchHook._model(runner)
+        ce = (outputs or {}).get('ce')
+        row = dict(iter=runner.iter + 1, **model.last_step,
+                   board=[[r['arch'], r['flops'], r['score']]
+                          for r in model.board_table()],
+                   ce_local=float(ce) if ce is not None else None,
+                   digest=search_state_digest(model, runner.optim_wrapper))
+        with open(self._file(runner), 'a') as f:
+            f.write(json.dumps(row) + '\n')
+
+    def after_train(self, runner) -> None:
+        if not self.save_final:
+            return
+        model = CreamSearchHook._model(runner)
+        torch.save(dict(state_dict=model.state_dict(),
+                        optimizer=runner.optim_wrapper.state_dict()),
+                   Path(runner.work_dir) / f'state_rank{get_rank()}.pth')
 
 
 def plot_pareto(scored: list[dict], board: list[dict], path,

@@ -3,8 +3,9 @@ cross-rank reductions that keep every rank's search state identical."""
 from __future__ import annotations
 
 import weakref
+import hashlib
 from contextlib import contextmanager
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import torch
 import torch.nn as nn
@@ -38,12 +39,16 @@ def bn_batch_stats(model: nn.Module):
     a hypernetwork mix all paths, batch statistics are those of the path.
     """
     bns, stochastic = _mode_modules(model)
+    acts = _activations(model) if not torch.is_grad_enabled() else []
     saved = [(m, m.running_mean, m.running_var) for m in bns]
     modes = [(m, m.training) for m in stochastic]
+    inplace = [(m, m.inplace) for m in acts]
     for m in bns:
         m.running_mean = m.running_var = None
     for m in stochastic:
         m.training = False
+    for m in acts:  # no autograd: activations may overwrite their input
+        m.inplace = True
     try:
         yield
     finally:
@@ -51,6 +56,23 @@ def bn_batch_stats(model: nn.Module):
             m.running_mean, m.running_var = mean, var
         for m, mode in modes:
             m.training = mode
+        for m, flag in inplace:
+            m.inplace = flag
+
+
+_ACTS = (nn.SiLU, nn.ReLU, nn.Hardswish, nn.ReLU6)
+_ACT_CACHE: 'weakref.WeakKeyDictionary[nn.Module, list]' = \
+    weakref.WeakKeyDictionary()
+
+
+def _activations(model: nn.Module) -> list:
+    """Activation modules with an ``inplace`` switch, cached. In the Cream
+    blocks every activation's input is a fresh BN / conv / sum output used
+    nowhere else, so in-place evaluation gives the same values."""
+    if model not in _ACT_CACHE:
+        _ACT_CACHE[model] = [m for m in model.modules()
+                             if isinstance(m, _ACTS)]
+    return _ACT_CACHE[model]
 
 
 def distributed() -> bool:
@@ -90,3 +112,53 @@ def broadcast_module(module: nn.Module, src: int = 0) -> None:
             state = gen.get_state()
             dist.broadcast(state, src)
             gen.set_state(state)
+
+
+def tensor_digest(tensors: Iterable[torch.Tensor]) -> str:
+    """SHA-1 of the bytes (and shapes, dtypes) of tensors, in order."""
+    h = hashlib.sha1()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f'{tuple(t.shape)}{t.dtype}'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes()
+                 if t.numel() else b'')
+    return h.hexdigest()[:16]
+
+
+def _state_tensors(obj, out: list) -> list:
+    """Tensors of a nested optimiser state in a deterministic order."""
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, Mapping):
+        for k in sorted(obj, key=str):
+            _state_tensors(obj[k], out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _state_tensors(v, out)
+    elif isinstance(obj, (int, float, bool)) or obj is None:
+        out.append(torch.tensor(float('nan') if obj is None else obj,
+                                dtype=torch.float64))
+    return out
+
+
+def search_state_digest(model: nn.Module, optim_wrapper=None
+                        ) -> dict[str, str]:
+    """Fingerprints of every part of a search's state: ``supernet``
+    (backbone + head parameters), ``bn`` (their buffers), ``board``,
+    ``meta`` (meta network), ``sampler`` (generator state), ``counters``
+    and, given the optimiser wrapper(s), ``optim`` -- equal digests on two
+    ranks (or two runs) mean bit-identical state."""
+    net = [model.backbone, model.head]
+    out = dict(
+        supernet=tensor_digest(p for m in net for p in m.parameters()),
+        bn=tensor_digest(b for m in net for b in m.buffers()),
+        board=tensor_digest(model.board.buffers()),
+        meta=tensor_digest(model.meta_net.parameters()
+                           if model.meta_net is not None else []),
+        sampler=tensor_digest([model.sampler.generator.get_state()]),
+        counters=tensor_digest([model.iter, model.distill_steps,
+                                model.meta_steps, model.acc_stats]))
+    if optim_wrapper is not None:
+        out['optim'] = tensor_digest(_state_tensors(
+            optim_wrapper.state_dict(), []))
+    return out

@@ -18,6 +18,7 @@ continues the same sequence.
 """
 from __future__ import annotations
 
+import copy
 from typing import Mapping, Sequence
 
 import torch
@@ -240,12 +241,50 @@ class PathSampler(nn.Module):
         size = self.table.resolutions[r] if self.space.resolutions else 0
         return self.space.decode(codes[r].tolist(), size)
 
+    def reseeded(self, seed: int, flops_range=None) -> 'PathSampler':
+        """A copy with its own generator (``seed``) and optionally another
+        FLOPs range; the same per-layer distribution (ranking, analysis)."""
+        new = copy.deepcopy(self)
+        new.generator = torch.Generator().manual_seed(int(seed))
+        if flops_range is not None:
+            lo, hi = (list(flops_range) + [None, None])[:2]
+            new.flops_range = (float(lo) if lo is not None else 0.,
+                               float(hi) if hi is not None else float('inf'))
+            if new.flops_range[0] > new.flops_range[1]:
+                raise ArchError(f'flops_range={tuple(flops_range)}: '
+                                'min > max')
+            new._check_feasible()
+            new._build_histograms()
+        return new
+
     def sample(self) -> Arch:
         code, res, _ = self.sample_code()
         return self.space.decode(code, res)
 
-    def get_extra_state(self):
-        return {'generator': self.generator.get_state()}
+    # The generator state is saved as a plain tensor entry ``rng_state``
+    # (not ``_extra_state``: mmengine broadcasts every ``state_dict`` value
+    # with ``dist.broadcast`` after ``init_weights``, which needs tensors).
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + 'rng_state'] = self.generator.get_state()
 
-    def set_extra_state(self, state):
-        self.generator.set_state(state['generator'])
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + 'rng_state'
+        legacy = state_dict.get(prefix + '_extra_state')
+        if key in state_dict:
+            self.generator.set_state(
+                state_dict[key].detach().to('cpu', torch.uint8).clone())
+        elif isinstance(legacy, dict) and 'generator' in legacy:
+            self.generator.set_state(legacy['generator'])
+        elif strict:
+            missing_keys.append(key)
+        # parent class: nothing else to load (no parameters or buffers)
+        for k in list(state_dict):
+            if k.startswith(prefix) and k[len(prefix):] in (
+                    'rng_state', '_extra_state'):
+                continue
+            if k.startswith(prefix) and strict and '.' not in \
+                    k[len(prefix):]:
+                unexpected_keys.append(k)
