@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/latency_ratios.py [--runs 200]
 
 Targets: Cream-S <= 0.90x EfficientNet-B0 (224 px); Cream-14M at 64 px <=
-0.55x MobileNetV3-small at 224 px; plus the speed-up of the inference forms
-(BN folded; folded + TorchScript freeze) over eager. Batch 1, one thread.
+0.55x MobileNetV3-small at 224 px -- eager vs eager and frozen vs frozen
+(like for like), and our frozen form vs eager references; plus the speed-up
+of the inference forms (BN folded; folded + TorchScript freeze) over eager.
+Batch 1, one thread.
 """
 import argparse
 import os.path as osp
@@ -34,6 +36,12 @@ def main():
         'cream-14m frozen': optimize_for_cpu(t, torch.randn(1, 3, 64, 64)),
         'mobilenet_v3_small': build_reference('mobilenet_v3_small'),
     }
+    # like-for-like: the references in the same traced + frozen form
+    # (torch.jit.freeze also folds their BatchNorms)
+    for ref in ('efficientnet_b0', 'mobilenet_v3_small'):
+        with torch.inference_mode():
+            models[ref + ' frozen'] = torch.jit.freeze(torch.jit.trace(
+                models[ref].eval(), torch.randn(1, 3, 224, 224)))
     sizes = {n: 64 if n.startswith('cream-14m') else 224 for n in models}
     res = {x.name: x for x in measure(models, sizes, args.runs, args.warmup)}
     print(table(list(res.values()), 'efficientnet_b0'))
@@ -44,6 +52,8 @@ def main():
     for a, b, target in [
             ('cream-s', 'efficientnet_b0', 0.90),
             ('cream-14m', 'mobilenet_v3_small', 0.55),
+            ('cream-s frozen', 'efficientnet_b0 frozen', 0.90),
+            ('cream-14m frozen', 'mobilenet_v3_small frozen', 0.55),
             ('cream-14m frozen', 'mobilenet_v3_small', 0.55)]:
         r = ratio(a, b)
         print(f'{a} / {b}: {r:.2f}x (target <= {target}) '
