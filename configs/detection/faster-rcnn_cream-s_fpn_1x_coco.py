@@ -9,8 +9,7 @@
 _base_ = [
     '../_base_/models/faster-rcnn_cream_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/schedules/coco_table7_1x.py',
 ]
 pretrained = 'checkpoints/cream-287m_backbone.pth'
 model = dict(backbone=dict(
@@ -18,13 +17,3 @@ model = dict(backbone=dict(
     init_cfg=dict(type='Pretrained', checkpoint=pretrained,
                   prefix='backbone.')))
 train_dataloader = dict(batch_size=4, num_workers=4)
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.04, momentum=0.9,
-                                    weight_decay=1e-4))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=500),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True,
-         milestones=[8, 11], gamma=0.1),
-]
-train_cfg = dict(max_epochs=12)
-auto_scale_lr = dict(enable=False, base_batch_size=32)
