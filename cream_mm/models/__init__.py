@@ -12,3 +12,6 @@ from .supernet import ChoiceLayer, CreamSupernet, SearchSpace  # noqa: E402
 
 __all__ += ['MetaMatchingNetwork', 'ChoiceLayer', 'CreamSupernet',
             'SearchSpace']
+from .alpha_divergence import AdaptiveAlphaDivergence, alpha_divergence  # noqa: E402,F401
+
+__all__ += ['AdaptiveAlphaDivergence', 'alpha_divergence']
