@@ -257,3 +257,19 @@ def test_entry_threshold_matches_eq3():
         b = copy.deepcopy(board)
         assert (b.update((2, 2, 2), 0, flops, acc) is not None) == \
             (acc >= need)
+
+
+def test_alpha_divergence_as_the_kd_term():
+    """AlphaNet's loss replaces Eq. 5's soft CE from config; Eq. 6 still runs
+    and the logged KD is the (non-negative) divergence itself."""
+    model = make_model(warmup=dict(iters=1), distill=dict(
+        kd_loss=dict(type='AdaptiveAlphaDivergence')))
+    ref = make_model(warmup=dict(iters=1))
+    assert set(model.state_dict()) == set(ref.state_dict())
+    model.attach_search_val(batches(2, seed=9))
+    optim = make_optim(model)
+    logs = [model.train_step(b, optim) for b in batches(4)]
+    kds = [float(log['kd']) for log in logs[1:]]
+    assert all(k >= 0 for k in kds) and int(model.meta_steps) >= 1
+    x = torch.randn(4, NUM_CLASSES)
+    assert float(model.kd_loss(x, x)) == 0.0

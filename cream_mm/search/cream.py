@@ -92,6 +92,8 @@ class CreamSearch(BaseModel):
             ``risk_on``: data of Eq. 6's R, ``'val'`` (paper: held-out
             batches) or ``'train_batch'`` (no held-out data, the release).
         distill (dict): ``temperature``, ``weight`` (rho when not meta),
+            ``kd_loss`` (a loss config replacing the soft cross entropy of
+            Eq. 5, e.g. ``dict(type='AdaptiveAlphaDivergence')``),
             ``loss_form`` (``'paper'``/``'release'``), ``label_smoothing``.
         scoring (dict): ``on`` (``'val'``/``'train_batch'``), ``screen``,
             ``screen_sigma``, ``rescore_interval`` (0 = never),
@@ -151,6 +153,10 @@ class CreamSearch(BaseModel):
         self.distill_cfg.update(distill or {})
         _check('distill.loss_form', self.distill_cfg['loss_form'],
                LOSS_FORMS)
+        # any registered KD loss (student, teacher) -> scalar may replace
+        # Eq. 5's soft cross entropy, e.g. AlphaNet's AdaptiveAlphaDivergence
+        kd_cfg = self.distill_cfg.get('kd_loss')
+        self.kd_loss = MODELS.build(kd_cfg) if kd_cfg else None
         self.score_cfg = dict(on='val', screen=False, screen_sigma=1.,
                               rescore_interval=0, early_stop=True)
         self.score_cfg.update(scoring or {})
@@ -481,9 +487,10 @@ class CreamSearch(BaseModel):
             x, student, arch, code, res) if active else (None, 0., None))
         kd = None
         if teacher is not None:  # line 5: soft targets of the board path
-            kd = soft_cross_entropy(student,
-                                    self.aux_logits(x, teacher, record),
-                                    self.distill_cfg['temperature'])
+            t_logits = self.aux_logits(x, teacher, record)
+            kd = (self.kd_loss(student, t_logits) if self.kd_loss is not None
+                  else soft_cross_entropy(student, t_logits,
+                                          self.distill_cfg['temperature']))
             self.distill_steps += 1
             log.update(kd=kd.detach(), rho=rho)
         form = self.distill_cfg['loss_form']
