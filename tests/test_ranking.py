@@ -93,7 +93,7 @@ def test_inherited_accuracy_with_batch_stats_equals_search_scoring(
         pytest.approx(model.val_top1(arch))
 
 
-@pytest.mark.slow
+@pytest.mark.measurement
 def test_tau_of_trained_tiny_spos_and_cream(tmp_path):
     """Train both tiny supernets (600 iterations each), rank the same 8
     paths; see README 'Ranking quality' for the recorded numbers."""
