@@ -28,7 +28,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from ..arch import (CONV_OPS, MBCONV_OPS, NUM_STAGES, RES_OPS, SKIP, Arch,
-                    ArchError, parse_arch, validate)
+                    ArchError, format_arch, parse_arch, validate)
 from ..registry import register_model
 from .blocks import DEFAULT_ACT, DEFAULT_NORM, build_op
 from .cream_net import (DEFAULT_INIT, STAGE_CHANNELS, STAGE_STRIDES,
@@ -267,6 +267,21 @@ class CreamSupernet(CreamStemMixin, BaseModule):
                for p in m.parameters()}
         return {prefix + n: p for n, p in self.named_parameters()
                 if id(p) in ids}
+
+    def searched_modules(self) -> list[str]:
+        """Names of the choice layers (per-op weights; K-shot K-folds
+        their parameters)."""
+        return [f'blocks.{s}.{i}' for s, i, _ in self.choice_layers()]
+
+    def backbone_cfg(self, arch: Arch | str | None = None) -> dict:
+        """Config of the exported :class:`CreamNet` of ``arch``."""
+        arch = self.path if arch is None else parse_arch(arch)
+        cfg = dict(type='CreamNet', arch=format_arch(arch))
+        if self.space.stage_channels != STAGE_CHANNELS:
+            cfg['stage_channels'] = self.space.stage_channels
+        if self.space.stage_strides != STAGE_STRIDES:
+            cfg['stage_strides'] = self.space.stage_strides
+        return cfg
 
     def export(self, arch: Arch | str | None = None, **cream_net_kwargs
                ) -> CreamNet:

@@ -24,7 +24,8 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from ..arch import MBCONV_OPS, SKIP, Arch, ArchError
+from ..arch import (MBCONV_OPS, SKIP, Arch, ArchError, format_arch,
+                    parse_arch)
 from ..models.supernet import SearchSpace
 from .flops_table import FlopsTable
 
@@ -260,6 +261,86 @@ class PathSampler(nn.Module):
     def sample(self) -> Arch:
         code, res, _ = self.sample_code()
         return self.space.decode(code, res)
+
+    # ------------------------------------------------ SubnetSampler protocol
+    # (cream_mm.search.protocol): what sandwich, K-shot, the evolutions and
+    # the ranking tool ask of any space.
+    def _code(self, arch) -> tuple[list[int], int]:
+        """Arch -> (op index per layer, resolution index)."""
+        code, res = self.space.encode(arch)
+        return list(code), self.table.res_index(res)
+
+    def _arch(self, code, r: int) -> Arch:
+        size = self.table.resolutions[r] if self.space.resolutions else 0
+        return self.space.decode(code, size)
+
+    def cost(self, arch) -> float:
+        code, r = self._code(arch)
+        return float(self.table.batch_cost(torch.tensor([code]),
+                                           torch.tensor([r]))[0])
+
+    def mutate(self, arch, prob: float) -> Arch:
+        """Each layer (and the resolution) redrawn from the per-layer
+        distribution with probability ``prob`` (SPOS / AlphaNet)."""
+        code, r = self._code(arch)
+        codes, res = self.draw(1)
+        flip = torch.rand(len(code) + 1, generator=self.generator) < prob
+        new = [int(c) if f else o for o, c, f in zip(code, codes[0], flip)]
+        return self._arch(new, int(res[0]) if flip[-1] else r)
+
+    def crossover(self, a, b) -> Arch:
+        (ca, ra), (cb, rb) = self._code(a), self._code(b)
+        pick = torch.rand(len(ca) + 1, generator=self.generator) < 0.5
+        code = [x if p else y for x, y, p in zip(ca, cb, pick)]
+        return self._arch(code, ra if pick[-1] else rb)
+
+    def key(self, arch) -> str:
+        return format_arch(arch)
+
+    def parse(self, text: str) -> Arch:
+        arch = parse_arch(text)
+        self.space.encode(arch)  # validates against the space
+        return arch
+
+    def resolution(self, arch) -> int | None:
+        return parse_arch(arch).resolution
+
+    def _allowed(self) -> list[list[int]]:
+        return [(row > 0).nonzero().flatten().tolist() for row in self.probs]
+
+    def genome(self, arch) -> list[int]:
+        """Per layer the index among the ops the sampler can draw there,
+        then the resolution index."""
+        code, r = self._code(arch)
+        allowed = self._allowed()
+        try:
+            genes = [allowed[l].index(c) for l, c in enumerate(code)]
+        except ValueError:
+            raise ArchError(f'{format_arch(arch)}: uses an op this sampler '
+                            'never draws (op_prior / fixed_depths)') from None
+        return genes + [r]
+
+    def from_genome(self, genes: Sequence[int]) -> Arch:
+        allowed = self._allowed()
+        code = [allowed[l][int(g)] for l, g in enumerate(genes[:-1])]
+        return self._arch(code, int(genes[-1]))
+
+    def genome_bounds(self) -> tuple[list[int], list[int]]:
+        highs = [len(a) - 1 for a in self._allowed()]
+        return [0] * (len(highs) + 1), highs + [len(self.table.resolutions)
+                                                - 1]
+
+    def encode(self, arch) -> tuple[torch.Tensor, None]:
+        """One-hot of the op of every layer (L x |ops|, flattened) and of
+        the resolution when it is searched; no channel dimension."""
+        code, r = self._code(arch)
+        onehot = torch.zeros(len(code), len(self.space.ops))
+        onehot[torch.arange(len(code)), torch.tensor(code)] = 1
+        parts = [onehot.flatten()]
+        if self.space.resolutions:
+            parts.append(torch.nn.functional.one_hot(
+                torch.tensor(r), len(self.table.resolutions)).float())
+        return torch.cat(parts), None
 
     # The generator state is saved as a plain tensor entry ``rng_state``
     # (not ``_extra_state``: mmengine broadcasts every ``state_dict`` value
