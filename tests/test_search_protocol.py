@@ -61,3 +61,20 @@ def test_supernet_protocol():
     x = torch.randn(2, 3, 32, 32)
     net.eval(), child.eval()
     torch.testing.assert_close(net(x, arch)[-1], child(x)[-1])
+
+
+def test_build_sampler_dispatches_on_the_supernet():
+    from cream_mm.search import build_sampler
+    net = CreamSupernet(dict(name='mbconv', max_depths=2, input_size=32))
+    s = build_sampler(net, 10, (3e6, 8e6), seed=1)
+    assert isinstance(s, PathSampler) and 3e6 <= s.cost(s.sample()) <= 8e6
+    import pytest
+    with pytest.raises(TypeError, match='no sampler registered'):
+        build_sampler(torch.nn.Linear(2, 2), 10)
+
+
+def test_run_final_names_the_allowed_values():
+    import pytest
+    from cream_mm.search import run_final
+    with pytest.raises(ValueError, match="final='nope': allowed 'evolution'"):
+        run_final('nope', None)

@@ -9,8 +9,13 @@ from .flops_table import FlopsTable
 from .hooks import CreamSearchHook, SearchDigestHook, plot_pareto
 from .optim import CreamOptimWrapperConstructor
 from .sampler import RELEASE_OP_PRIOR, PathSampler
+from .finals import FINAL_SEARCHES, register_final, run_final
+from .protocol import SubnetSampler, Supernet
+from .samplers import build_sampler, register_sampler
 
 __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
            'EvolutionSearch', 'export_arch', 'select_from_board',
            'CreamSearchHook', 'SearchDigestHook', 'plot_pareto',
            'CreamOptimWrapperConstructor', 'PathSampler', 'RELEASE_OP_PRIOR']
+__all__ += ['FINAL_SEARCHES', 'register_final', 'run_final',
+            'SubnetSampler', 'Supernet', 'build_sampler', 'register_sampler']
