@@ -15,3 +15,13 @@ __all__ += ['MetaMatchingNetwork', 'ChoiceLayer', 'CreamSupernet',
 from .alpha_divergence import AdaptiveAlphaDivergence, alpha_divergence  # noqa: E402,F401
 
 __all__ += ['AdaptiveAlphaDivergence', 'alpha_divergence']
+from .attentive_arch import (ALPHANET_ARCHS, AttentiveArch,  # noqa: E402
+                             AttentiveSpace, format_attentive_arch,
+                             parse_attentive_arch)
+from .attentive_net import AttentiveNet  # noqa: E402
+from .attentive_supernet import (AttentiveDynamicHead,  # noqa: E402
+                                 AttentiveSupernet)
+
+__all__ += ['ALPHANET_ARCHS', 'AttentiveArch', 'AttentiveSpace',
+            'format_attentive_arch', 'parse_attentive_arch', 'AttentiveNet',
+            'AttentiveDynamicHead', 'AttentiveSupernet']

@@ -20,7 +20,11 @@ Exact definitions (reference README §2, "released models"):
 * plain conv (Table 10): kxk conv (stride) -> BN -> act.
 
 The residual blocks add the input back when stride is 1 and widths match,
-with optional stochastic depth (drop path) on the residual branch.
+with optional stochastic depth (drop path) on the residual branch. With
+``shortcut='pool_conv'`` (AttentiveNAS / OFA, the AlphaNet space) every
+DS / MBConv block is residual: the shortcut average-pools by the stride and
+projects with a bias-free 1x1 conv when widths differ (no BN); drop path
+then applies only where the shortcut is the identity.
 """
 from __future__ import annotations
 
@@ -73,17 +77,48 @@ class SqueezeExcite(nn.Module):
         return x * F.hardsigmoid(s)
 
 
+SHORTCUTS = ('identity', 'pool_conv')
+
+
+class PoolConvShortcut(nn.Module):
+    """AttentiveNAS's shortcut (``ShortcutLayer``): average pool by the
+    stride (padding 1 on odd sizes), then a bias-free 1x1 conv when the
+    widths differ."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        if in_channels != out_channels:
+            self.conv = _conv(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        if self.stride > 1:
+            x = F.avg_pool2d(x, self.stride, padding=x.size(-1) % 2)
+        return self.conv(x) if hasattr(self, 'conv') else x
+
+
 class _Residual(nn.Module):
     """Adds the identity when shapes allow; drop path on the branch."""
 
-    def _init_residual(self, cin, cout, stride, drop_path_rate):
-        self.has_residual = stride == 1 and cin == cout
+    def _init_residual(self, cin, cout, stride, drop_path_rate,
+                       shortcut='identity'):
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f'shortcut={shortcut!r}; allowed: '
+                             f'{", ".join(SHORTCUTS)}')
+        identity = stride == 1 and cin == cout
+        self.has_residual = identity or shortcut == 'pool_conv'
         self.drop_path = (DropPath(drop_path_rate)
-                          if drop_path_rate > 0 and self.has_residual
+                          if drop_path_rate > 0 and identity
                           else nn.Identity())
+        if not identity and shortcut == 'pool_conv':
+            self.shortcut = PoolConvShortcut(cin, cout, stride)
 
     def _add(self, x, out):
-        return x + self.drop_path(out) if self.has_residual else out
+        if not self.has_residual:
+            return out
+        if hasattr(self, 'shortcut'):
+            x = self.shortcut(x)
+        return x + self.drop_path(out)
 
 
 class DepthwiseSeparable(_Residual):
@@ -92,9 +127,11 @@ class DepthwiseSeparable(_Residual):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1,
                  se_ratio=SE_RATIO, norm_cfg=DEFAULT_NORM,
-                 act_cfg=DEFAULT_ACT, drop_path_rate=0.):
+                 act_cfg=DEFAULT_ACT, drop_path_rate=0.,
+                 shortcut='identity'):
         super().__init__()
-        self._init_residual(in_channels, out_channels, stride, drop_path_rate)
+        self._init_residual(in_channels, out_channels, stride, drop_path_rate,
+                            shortcut)
         self.conv_dw = _conv(in_channels, in_channels, kernel_size, stride,
                              groups=in_channels)
         self.bn1 = _norm(norm_cfg, in_channels)
@@ -116,9 +153,11 @@ class InvertedResidual(_Residual):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1,
                  expand_ratio=6, se_ratio=SE_RATIO, norm_cfg=DEFAULT_NORM,
-                 act_cfg=DEFAULT_ACT, drop_path_rate=0.):
+                 act_cfg=DEFAULT_ACT, drop_path_rate=0.,
+                 shortcut='identity'):
         super().__init__()
-        self._init_residual(in_channels, out_channels, stride, drop_path_rate)
+        self._init_residual(in_channels, out_channels, stride, drop_path_rate,
+                            shortcut)
         mid = make_divisible(in_channels * expand_ratio, 8)
         self.conv_pw = _conv(in_channels, mid, 1)
         self.bn1 = _norm(norm_cfg, mid)

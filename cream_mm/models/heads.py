@@ -23,18 +23,21 @@ class CreamClsHead(ClsHead):
         in_channels (int): channels of the backbone's last output (320).
         head_channels (int): width of ``conv_head`` (1280).
         dropout (float): dropout before the classifier (0.2 in §4.1).
+        conv_bias (bool): bias of ``conv_head`` (False: AttentiveNAS's
+            bias-free ``feature_mix_layer`` of the v3 head).
     """
 
     def __init__(self, num_classes: int, in_channels: int = 320,
                  head_channels: int = 1280, dropout: float = 0.2,
-                 act_cfg: dict = DEFAULT_ACT,
+                 act_cfg: dict = DEFAULT_ACT, conv_bias: bool = True,
                  init_cfg=dict(type='Normal', layer='Linear', std=0.01),
                  **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
         if num_classes <= 0:
             raise ValueError(f'num_classes={num_classes} must be positive')
         self.num_classes = num_classes
-        self.conv_head = nn.Conv2d(in_channels, head_channels, 1, bias=True)
+        self.conv_head = nn.Conv2d(in_channels, head_channels, 1,
+                                   bias=conv_bias)
         self.act2 = build_activation_layer(act_cfg)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(head_channels, num_classes)
