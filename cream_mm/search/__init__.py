@@ -12,6 +12,7 @@ from .sampler import RELEASE_OP_PRIOR, PathSampler
 from .finals import FINAL_SEARCHES, register_final, run_final
 from .protocol import SubnetSampler, Supernet
 from .samplers import build_sampler, register_sampler
+from .attentive_sampler import AttentiveSampler  # registers its sampler
 
 __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
            'EvolutionSearch', 'export_arch', 'select_from_board',
@@ -19,3 +20,4 @@ __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
            'CreamOptimWrapperConstructor', 'PathSampler', 'RELEASE_OP_PRIOR']
 __all__ += ['FINAL_SEARCHES', 'register_final', 'run_final',
             'SubnetSampler', 'Supernet', 'build_sampler', 'register_sampler']
+__all__ += ['AttentiveSampler']
