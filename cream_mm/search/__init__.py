@@ -13,6 +13,8 @@ from .finals import FINAL_SEARCHES, register_final, run_final
 from .protocol import SubnetSampler, Supernet
 from .samplers import build_sampler, register_sampler
 from .attentive_sampler import AttentiveSampler  # registers its sampler
+from .base import SupernetAlgorithm
+from .sandwich import SandwichSearch, SoftCrossEntropyKD
 
 __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
            'EvolutionSearch', 'export_arch', 'select_from_board',
@@ -21,3 +23,7 @@ __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
 __all__ += ['FINAL_SEARCHES', 'register_final', 'run_final',
             'SubnetSampler', 'Supernet', 'build_sampler', 'register_sampler']
 __all__ += ['AttentiveSampler']
+__all__ += ['SupernetAlgorithm', 'SandwichSearch', 'SoftCrossEntropyKD']
+from .kshot import KShotOptimWrapperConstructor, KShotSearch  # noqa: E402
+from .nsga2 import NSGA2Search  # noqa: E402  (registers final 'nsga2')
+__all__ += ['KShotSearch', 'KShotOptimWrapperConstructor', 'NSGA2Search']

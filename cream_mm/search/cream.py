@@ -44,7 +44,6 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MessageHub
-from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 import mmpretrain.models  # noqa: F401  (registers ClsDataPreprocessor)
 from mmpretrain.registry import MODELS
@@ -56,6 +55,7 @@ from ..arch import Arch, format_arch
 from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
                              soft_cross_entropy)
 from ..models.matching import MetaMatchingNetwork
+from .base import SupernetAlgorithm
 from .board import PathBoard
 from .flops_table import FlopsTable
 from .runtime import (_mode_modules, all_reduce_mean, all_reduce_sum,
@@ -73,7 +73,7 @@ def _check(name, value, allowed):
 
 
 @MODELS.register_module()
-class CreamSearch(BaseModel):
+class CreamSearch(SupernetAlgorithm):
     """Hypernetwork + board + meta network, trained by Alg. 1.
 
     Args:
@@ -116,19 +116,9 @@ class CreamSearch(BaseModel):
                  distill: dict | None = None, scoring: dict | None = None,
                  warmup: dict | None = None, channels_last: bool = False,
                  data_preprocessor: dict | None = None, init_cfg=None):
-        if data_preprocessor is None or isinstance(data_preprocessor, dict):
-            data_preprocessor = MODELS.build(dict(
-                dict(type='ClsDataPreprocessor'), **(data_preprocessor or {})))
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
         _check('matching', matching, MATCHINGS)
-        self.backbone = MODELS.build(supernet)
-        self.head = MODELS.build(head)
-        self.channels_last = bool(channels_last)
-        if self.channels_last:  # NHWC weights and inputs (faster on CPU)
-            self.backbone.to(memory_format=torch.channels_last)
-            self.head.to(memory_format=torch.channels_last)
-        self.num_classes = self.head.num_classes
+        super().__init__(supernet, head, channels_last, data_preprocessor,
+                         init_cfg)
         self.space = self.backbone.space
         self.table = FlopsTable(self.space, flops_metric, self.num_classes)
         sampler = dict(sampler or {})
@@ -169,7 +159,6 @@ class CreamSearch(BaseModel):
         # running mean/var of sampled paths' training-batch top-1 (screen)
         self.register_buffer('acc_stats', torch.tensor([0., 0., 0.],
                                                        dtype=torch.float64))
-        self._val_batches: list | None = None
         self.eval_arch: Arch | None = None
         # every scored path (arch, FLOPs, score, iter), for the Pareto plot
         self.history: deque = deque(maxlen=20000)
@@ -324,19 +313,8 @@ class CreamSearch(BaseModel):
             return self.board_arch(self.board.best())
         return self.largest
 
-    @staticmethod
-    def _labels(data_samples) -> torch.Tensor:
-        return torch.cat([s.gt_label for s in data_samples])
-
     # ------------------------------------------------------ validation data
-    def attach_search_val(self, batches: list) -> None:
-        """Held-out batches (raw dataloader outputs) for board scoring and
-        Eq. 6; under DDP each rank holds its shard."""
-        self._val_batches = list(batches)
-        self._val_count = None
-        if not self._val_batches:
-            raise ValueError('attach_search_val: no batches')
-
+    # (attach_search_val, _labels, batch_top1: SupernetAlgorithm)
     def _val_batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._val_batches:
             raise RuntimeError(
@@ -365,13 +343,6 @@ class CreamSearch(BaseModel):
         all_reduce_sum(counts)
         self.val_scored += len(archs)
         return (100. * counts[:, 0] / counts[:, 1]).tolist()
-
-    @torch.no_grad()
-    def batch_top1(self, logits: torch.Tensor, y: torch.Tensor) -> float:
-        counts = torch.tensor([(logits.argmax(1) == y).sum().item(), len(y)],
-                              dtype=torch.float64)
-        all_reduce_sum(counts)
-        return float(100. * counts[0] / counts[1])
 
     def _val_total(self) -> int:
         """Images of the attached subset over all ranks (cached)."""

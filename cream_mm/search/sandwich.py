@@ -1,0 +1,313 @@
+"""Sandwich-rule supernet training with in-place distillation (BigNAS /
+AttentiveNAS / AlphaNet) as an mmengine ``BaseModel``, for any space of the
+search protocol (:mod:`cream_mm.search.protocol`).
+
+``train_step`` is the body of AlphaNet's ``train_epoch``
+(``train_alphanet.py``, reference ``alphanet_kshot.md`` §1.2):
+
+1. the **largest** subnet (``sampler.extreme(True)``) on the labels,
+   ``CE_ls(y, N(x; a_max))`` with label smoothing 0.1 (optionally with
+   dropout ``max_path_dropout``); its logits, detached, are the teacher
+   (no separate teacher pass);
+2. ``num_random`` random subnets (``sampler.sample()``) and the
+   **smallest** (``sampler.extreme(False)``), each on
+   ``KD(N(x; a), teacher)`` only -- no label term. ``kd_loss``: the soft
+   cross entropy of AttentiveNAS's ``KLLossSoft`` (default) or AlphaNet's
+   adaptive alpha-divergence (Eq. 6 of AlphaNet, ``dict(type=
+   'AdaptiveAlphaDivergence')``);
+3. gradients of all subnets accumulate; one optimiser step. mmengine's
+   ``OptimWrapper.step`` clips the accumulated gradient once before
+   ``optimizer.step`` (``clip_grad=dict(type='value', clip_value=1.0)``:
+   ``clip_grad_value_`` as the authors advise with the alpha-divergence).
+
+Distributed: every rank draws the same subnets (the sampler's generator is
+part of the checkpoint and broadcast by ``CreamSearchDDP``); gradients and
+BatchNorm running statistics are averaged over ranks after the backward
+passes, so every rank's supernet stays identical.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..models.losses import soft_cross_entropy
+from .base import SupernetAlgorithm
+from .runtime import all_reduce_mean, all_reduce_sum, bn_batch_stats, \
+    distributed
+from .samplers import build_sampler
+
+
+@MODELS.register_module()
+class SoftCrossEntropyKD(nn.Module):
+    """KD loss of AttentiveNAS (``KLLossSoft``): ``-sum softmax(t/T)
+    log_softmax(s/T)``, batch mean (the KL divergence up to the teacher's
+    entropy: the same gradient); ``forward(student, teacher)``."""
+
+    def __init__(self, temperature: float = 1.):
+        super().__init__()
+        self.temperature = float(temperature)
+
+    def forward(self, student_logits, teacher_logits):
+        return soft_cross_entropy(student_logits, teacher_logits,
+                                  self.temperature)
+
+
+@MODELS.register_module()
+class SandwichSearch(SupernetAlgorithm):
+    """Supernet + sampler trained by the sandwich rule (see module doc).
+
+    Args:
+        supernet (dict): config of a supernet (any registered space).
+        head (dict): config of the classification head.
+        flops_range: ``(min, max)`` cost of the random subnets (None
+            bounds: unconstrained, as AlphaNet's ``sample_active_subnet``).
+        flops_metric: ``'flops'`` (paper counting), ``'macs'``, ``'params'``.
+        sampler (dict): keyword arguments of the space's sampler
+            (:func:`build_sampler`); ``seed`` defaults to the runner's seed.
+        num_random: random subnets per step between the largest and the
+            smallest (AlphaNet: 2).
+        kd_loss (dict): KD loss config ``(student, teacher) -> scalar``;
+            default ``SoftCrossEntropyKD`` (AttentiveNAS),
+            ``dict(type='AdaptiveAlphaDivergence')`` for AlphaNet.
+        label_smoothing: of the largest subnet's CE (0.1).
+        max_path_dropout: if set, every ``nn.Dropout`` of the head and
+            supernet drops with this probability for the largest subnet and
+            is off for the others (AlphaNet: 0.2); None leaves them alone.
+        recalibrate_bn: :meth:`val_top1` re-estimates the subnet's BN
+            statistics on ``calib_batches`` training batches first (as
+            AlphaNet / AttentiveNAS always do); False: batch statistics.
+        calib_batches: batches for the re-calibration (the search hook
+            attaches them from the training data).
+        channels_last, data_preprocessor: see :class:`SupernetAlgorithm`.
+    """
+
+    def __init__(self, supernet: dict, head: dict,
+                 flops_range: Sequence[float | None] = (None, None),
+                 flops_metric: str = 'flops', sampler: dict | None = None,
+                 num_random: int = 2, kd_loss: dict | None = None,
+                 label_smoothing: float = 0.1,
+                 max_path_dropout: float | None = None,
+                 recalibrate_bn: bool = True, calib_batches: int = 4,
+                 channels_last: bool = False,
+                 data_preprocessor: dict | None = None, init_cfg=None):
+        super().__init__(supernet, head, channels_last, data_preprocessor,
+                         init_cfg)
+        if int(num_random) < 0:
+            raise ValueError(f'num_random={num_random}: must be >= 0')
+        if not 0 <= float(label_smoothing) < 1:
+            raise ValueError(f'label_smoothing={label_smoothing}: must be '
+                             'in [0, 1)')
+        self.num_random = int(num_random)
+        self.label_smoothing = float(label_smoothing)
+        sampler = dict(sampler or {})
+        sampler.setdefault('seed', torch.initial_seed() % (1 << 62))
+        self.sampler = build_sampler(self.backbone, self.num_classes,
+                                     flops_range, flops_metric, **sampler)
+        self.kd_loss = MODELS.build(kd_loss or dict(type='SoftCrossEntropyKD'))
+        self.dropouts = [m for part in (self.backbone, self.head)
+                         for m in part.modules() if isinstance(m, nn.Dropout)]
+        if max_path_dropout is not None:
+            if not 0 <= float(max_path_dropout) < 1:
+                raise ValueError(f'max_path_dropout={max_path_dropout}: '
+                                 'must be in [0, 1)')
+            if not self.dropouts:
+                raise ValueError('max_path_dropout: the head and supernet '
+                                 'have no nn.Dropout (set e.g. the head\'s '
+                                 'dropout > 0)')
+        self.max_path_dropout = max_path_dropout
+        self.recalibrate_bn = bool(recalibrate_bn)
+        self.calib_batches = int(calib_batches)
+        self._calib: list | None = None
+        self.largest = self.sampler.extreme(largest=True)
+        self.smallest = self.sampler.extreme(largest=False)
+        self.register_buffer('iter', torch.zeros((), dtype=torch.long))
+        self.eval_arch = None
+        self.last_step: dict = {}
+
+    # ------------------------------------------------------------- paths
+    def forward_path(self, x: torch.Tensor, arch) -> torch.Tensor:
+        """Logits of ``arch`` (input resized to its resolution)."""
+        size = self.sampler.resolution(arch)
+        if size and x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, ) * 2, mode='bilinear',
+                              align_corners=False)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        self.backbone.set_path(arch)
+        return self.head(self.backbone(x))
+
+    @contextmanager
+    def _dropout(self, p: float | None):
+        """Every ``nn.Dropout`` at probability ``p`` (None: unchanged)."""
+        saved = [m.p for m in self.dropouts]
+        if p is not None:
+            for m in self.dropouts:
+                m.p = float(p)
+        try:
+            yield
+        finally:
+            for m, q in zip(self.dropouts, saved):
+                m.p = q
+
+    def step_paths(self) -> list[tuple[str, object]]:
+        """``(name, arch)`` trained by the next step: ``max``, ``rand<i>``
+        (drawn now from the sampler's generator), ``min``."""
+        return ([('max', self.largest)] +
+                [(f'rand{i}', self.sampler.sample())
+                 for i in range(self.num_random)] +
+                [('min', self.smallest)])
+
+    def sandwich_losses(self, x: torch.Tensor, y: torch.Tensor, paths,
+                        backward) -> dict:
+        """Forward and ``backward(loss, last)`` each path in turn (one
+        graph alive at a time); returns the detached losses by name."""
+        losses, teacher = {}, None
+        for k, (name, arch) in enumerate(paths):
+            last = k == len(paths) - 1
+            if teacher is None:  # the largest: labels, becomes the teacher
+                with self._dropout(self.max_path_dropout):
+                    logits = self.forward_path(x, arch)
+                loss = F.cross_entropy(logits, y,
+                                       label_smoothing=self.label_smoothing)
+                teacher = logits.detach()
+            else:  # in-place distillation, no label term
+                with self._dropout(0. if self.max_path_dropout is not None
+                                   else None):
+                    logits = self.forward_path(x, arch)
+                loss = self.kd_loss(logits, teacher)
+            backward(loss, last)
+            losses[name] = loss.detach()
+        return losses
+
+    # ----------------------------------------------------------- training
+    def train_step(self, data, optim_wrapper):
+        ow = self._wrapper(optim_wrapper)
+        with ow.optim_context(self):
+            data = self.data_preprocessor(data, True)
+        x, y = data['inputs'], self._labels(data['data_samples'])
+        paths = self.step_paths()
+
+        def backward(loss, last):
+            # gradients accumulate over the subnets; the wrapper counts the
+            # step once (its accumulation / loss scaling stay per iteration)
+            loss = ow.scale_loss(loss)
+            if last:
+                ow.backward(loss)
+            else:
+                loss.backward()
+
+        losses = self.sandwich_losses(x, y, paths, backward)
+        if distributed():  # same subnets on every rank: average the rest
+            all_reduce_mean([p.grad for p in self.parameters()])
+            all_reduce_mean(self._bn_buffers())
+        if ow.should_update():
+            ow.step()  # clip_grad (if configured) once, then the update
+            ow.zero_grad()
+        self.iter += 1
+        self.last_step = dict(paths=[self.sampler.key(a) for _, a in paths])
+        log = {f'loss_{k}': v for k, v in losses.items()}
+        log['loss'] = sum(losses.values())
+        return log
+
+    def _bn_buffers(self) -> list[torch.Tensor]:
+        return [t for part in (self.backbone, self.head)
+                for m in part.modules() if isinstance(m, _BatchNorm)
+                and m.track_running_stats and m.running_mean is not None
+                for t in (m.running_mean, m.running_var)]
+
+    @staticmethod
+    def _wrapper(optim_wrapper) -> OptimWrapper:
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            raise TypeError('SandwichSearch takes one OptimWrapper (a plain '
+                            'optim_wrapper config), not an OptimWrapperDict')
+        if not isinstance(optim_wrapper, OptimWrapper):
+            raise TypeError(f'optim_wrapper: {type(optim_wrapper).__name__}')
+        return optim_wrapper
+
+    # ---------------------------------------------------------- inference
+    def selected_arch(self):
+        """The subnet of val / test: ``eval_arch`` if set, else the
+        largest."""
+        return self.eval_arch if self.eval_arch is not None else self.largest
+
+    def forward(self, inputs: torch.Tensor, data_samples=None,
+                mode: str = 'tensor', arch=None):
+        """``tensor``: logits of ``arch`` (default :meth:`selected_arch`;
+        a key string is parsed); ``predict``: DataSamples (BN on batch
+        statistics); ``loss``: the largest subnet's label-smoothed CE."""
+        if arch is None:
+            arch = self.selected_arch()
+        elif isinstance(arch, str):
+            arch = self.sampler.parse(arch)
+        if mode == 'tensor':
+            return self.forward_path(inputs, arch)
+        if mode == 'loss':
+            return dict(loss=F.cross_entropy(
+                self.forward_path(inputs, self.largest),
+                self._labels(data_samples),
+                label_smoothing=self.label_smoothing))
+        if mode == 'predict':
+            with torch.no_grad(), bn_batch_stats(self):
+                logits = self.forward_path(inputs, arch)
+            samples = data_samples or [DataSample() for _ in logits]
+            for s, score in zip(samples, logits.softmax(1)):
+                s.set_pred_score(score).set_pred_label(score.argmax())
+            return samples
+        raise ValueError(f'mode={mode!r}: allowed tensor, loss, predict')
+
+    # ------------------------------------------------------------ scoring
+    def attach_calib(self, batches: list) -> None:
+        """Training batches (raw dataloader outputs) for the BN
+        re-calibration of :meth:`val_top1`; the first ``calib_batches``
+        are kept."""
+        self._calib = list(batches)[:max(self.calib_batches, 1)]
+        if not self._calib:
+            raise ValueError('attach_calib: no batches')
+
+    @torch.no_grad()
+    def val_top1(self, arch) -> float:
+        """Top-1 (%) of a subnet on the attached held-out batches (summed
+        over ranks). With ``recalibrate_bn`` the subnet is exported with the
+        supernet's weights and its BN statistics are re-estimated on the
+        calibration batches (averaged over ranks); otherwise BN uses each
+        batch's statistics."""
+        from ..evaluation.ranking import (_batch, inherited_network,
+                                          recalibrate_bn)
+        counts = torch.zeros(2, dtype=torch.float64)
+        if self.recalibrate_bn:
+            if not self._calib:
+                raise RuntimeError(
+                    'val_top1 with recalibrate_bn=True needs training '
+                    'batches: attach_calib() (the search hook does it) or '
+                    'set recalibrate_bn=False')
+            net = inherited_network(self, arch)
+            recalibrate_bn(net, [_batch(self, b) for b in self._calib])
+            all_reduce_mean([t for m in net.modules()
+                             if isinstance(m, _BatchNorm)
+                             for t in (m.running_mean, m.running_var)])
+            for i in range(len(self._val_batches or [None])):
+                xv, yv = self._val_batch(i)
+                xv = xv.float().contiguous(memory_format=torch.channels_last)
+                counts += torch.tensor([float((net(xv).argmax(1) == yv).sum()),
+                                        len(yv)], dtype=torch.float64)
+        else:
+            with bn_batch_stats(self):
+                for i in range(len(self._val_batches or [None])):
+                    xv, yv = self._val_batch(i)
+                    logits = self.forward_path(xv, arch)
+                    counts += torch.tensor(
+                        [float((logits.argmax(1) == yv).sum()), len(yv)],
+                        dtype=torch.float64)
+        all_reduce_sum(counts)
+        return float(100. * counts[0] / counts[1])
+
+
+__all__ = ['SandwichSearch', 'SoftCrossEntropyKD']
