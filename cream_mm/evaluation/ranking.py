@@ -104,9 +104,18 @@ def inherited_network(model, arch) -> PathClassifier:
     resolution ``model.sampler.resolution(arch)`` -- any space."""
     child = model.backbone.export(arch)
     # NHWC: the same computation, ~1.8x faster on x86 CPUs
-    return PathClassifier(child, copy.deepcopy(model.head),
+    return PathClassifier(child, subnet_head(model, arch, child),
                           model.sampler.resolution(arch)).float().to(
                               memory_format=torch.channels_last)
+
+
+def subnet_head(model, arch, child: nn.Module) -> nn.Module:
+    """The search head for ``arch`` (a copy): an elastic head (one with
+    ``export``, e.g. ``AttentiveDynamicHead``) is sliced to the arch and
+    the exported backbone's last width, a fixed head is copied."""
+    if hasattr(model.head, 'export'):
+        return model.head.export(arch, in_channels=child.out_channels[-1])
+    return copy.deepcopy(model.head)
 
 
 def scratch_network(model, arch: Arch, seed: int) -> PathClassifier:

@@ -142,6 +142,8 @@ class SandwichSearch(SupernetAlgorithm):
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         self.backbone.set_path(arch)
+        if hasattr(self.head, 'set_path'):  # elastic head (AttentiveNAS)
+            self.head.set_path(arch)
         return self.head(self.backbone(x))
 
     @contextmanager
