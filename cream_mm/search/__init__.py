@@ -15,6 +15,7 @@ from .samplers import build_sampler, register_sampler
 from .attentive_sampler import AttentiveSampler  # registers its sampler
 from .base import SupernetAlgorithm
 from .sandwich import SandwichSearch, SoftCrossEntropyKD
+from .pareto import ParetoSearch, save_front
 
 __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
            'EvolutionSearch', 'export_arch', 'select_from_board',
@@ -23,7 +24,8 @@ __all__ = ['PathBoard', 'CreamSearch', 'CreamSearchDDP', 'FlopsTable',
 __all__ += ['FINAL_SEARCHES', 'register_final', 'run_final',
             'SubnetSampler', 'Supernet', 'build_sampler', 'register_sampler']
 __all__ += ['AttentiveSampler']
-__all__ += ['SupernetAlgorithm', 'SandwichSearch', 'SoftCrossEntropyKD']
+__all__ += ['SupernetAlgorithm', 'SandwichSearch', 'SoftCrossEntropyKD',
+            'ParetoSearch', 'save_front']
 from .kshot import KShotOptimWrapperConstructor, KShotSearch  # noqa: E402
 from .nsga2 import NSGA2Search  # noqa: E402  (registers final 'nsga2')
 __all__ += ['KShotSearch', 'KShotOptimWrapperConstructor', 'NSGA2Search']

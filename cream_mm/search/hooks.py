@@ -196,8 +196,9 @@ class SearchDigestHook(Hook):
 
 
 def plot_pareto(scored: list[dict], board: list[dict], path,
-                title: str = '') -> None:
-    """Accuracy vs FLOPs of all scored paths, board paths highlighted."""
+                title: str = '', highlight: str = 'board') -> None:
+    """Accuracy vs FLOPs of all scored paths, board (or front) paths
+    highlighted (``highlight``: their legend label)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -206,7 +207,7 @@ def plot_pareto(scored: list[dict], board: list[dict], path,
         ax.scatter([r['flops'] for r in scored], [r['score'] for r in scored],
                    s=6, c='0.6', label='scored paths')
     ax.scatter([r['flops'] for r in board], [r['score'] for r in board],
-               s=30, c='tab:red', label='board')
+               s=30, c='tab:red', label=highlight)
     ax.set_xlabel('FLOPs (M, paper counting)')
     ax.set_ylabel('top-1 (%)')
     ax.set_title(title)
