@@ -73,6 +73,8 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     backbone = cfg.model.get('backbone', {})
+    if backbone.get('type', '').split('.')[-1] == 'AttentiveNet':
+        return report_attentive(cfg, args)
     if backbone.get('type') not in ('CreamNet', 'mmdet.CreamNet',
                                     'mmpretrain.CreamNet'):
         raise SystemExit(f'model.backbone.type is {backbone.get("type")!r}; '
@@ -94,6 +96,29 @@ def main(argv=None):
     print('\n'.join(lines))
     print(f'whole-model MACs (mmengine FlopAnalyzer): '
           f'{_fmt(count_model_macs(cfg, hw))}')
+
+
+def report_attentive(cfg, args):
+    """An AttentiveNAS / AlphaNet backbone: AttentiveNAS's counting (conv +
+    FC multiply-adds, the AlphaNet table's MFLOPs), analytic."""
+    from cream_mm.models.attentive_arch import parse_attentive_arch
+    from cream_mm.models.attentive_complexity import attentive_cost
+    arch = parse_attentive_arch(cfg.model.backbone.get('arch', 'alphanet-a0'))
+    is_cls = cfg.model.get('type') == 'ImageClassifier'
+    size = args.shape or ([arch.resolution] if is_cls else [800, 1333])
+    hw = (size[0], size[-1])
+    if hw[0] != hw[1] or not is_cls:
+        print(f'arch:    {arch}\ninput:   3x{hw[0]}x{hw[1]}  (whole model)')
+        print(f'whole-model MACs (mmengine FlopAnalyzer): '
+              f'{_fmt(count_model_macs(cfg, hw))}')
+        return
+    a = parse_attentive_arch(str(arch).replace(f'r{arch.resolution}|',
+                                               f'r{hw[0]}|'))
+    cost = attentive_cost(a, args.num_classes or cfg.model.head.num_classes)
+    print(f'arch:    {arch}\ninput:   3x{hw[0]}x{hw[1]}  (classifier)\n'
+          f'MACs (conv+FC multiply-adds, AlphaNet "FLOPs"): '
+          f'{_fmt(cost.macs)}\n'
+          f'params:  {_fmt(cost.params)} ({cost.params:,})')
 
 
 def count_model_macs(cfg, hw):
