@@ -252,3 +252,50 @@ def test_released_flops_match_the_alphanet_table(name):
 
 def test_a0_is_the_min_subnet_of_the_paper_space():
     assert AttentiveSpace().extreme(False) == ALPHANET_ARCHS['alphanet-a0']
+
+
+def test_drop_path_only_last_two_stages_and_training(supernet):
+    net = AttentiveSupernet(space=TINY, init_cfg=None)
+    net.set_drop_path(0.2)
+    rates = [[b.drop_path_rate for b in st] for st in net.blocks[:-1]]
+    assert all(r == 0 for st in rates[:5] for r in st)
+    n = sum(len(st) for st in rates)
+    assert rates[-1][-1] == pytest.approx(0.2 * (n - 1) / n)
+    arch = net.space.extreme(True)
+    x = torch.randn(2, 3, 32, 32)
+    net.eval()
+    with torch.no_grad():
+        a, b = net(x, arch)[-1], net(x, arch)[-1]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    net.set_drop_path(0.)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, arch)[-1], a, rtol=0, atol=0)
+    net.set_drop_path(0.9)
+    net.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        c = net(x, arch)[-1]
+    net.set_drop_path(0.)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        d = net(x, arch)[-1]
+    assert not torch.allclose(c, d)
+
+
+def test_gradients_reach_exactly_the_active_slices():
+    net = AttentiveSupernet(space=TINY, init_cfg=None).train()
+    arch = net.space.extreme(False)  # min widths / kernel 3 / shallowest
+    net(torch.randn(2, 3, 32, 32), arch)[-1].square().mean().backward()
+    blk = net.blocks[1][0]  # mb2 first block: in 16 -> out 24, expand 4
+    mid = 16 * 4
+    g = blk.conv_pw.weight.grad
+    assert g[:mid, :16].abs().sum() > 0
+    assert g[mid:].abs().sum() == 0 and g[:, 16:].abs().sum() == 0
+    gdw = blk.conv_dw.weight.grad  # 5x5 kernel, 3x3 centre active
+    assert gdw[:mid, :, 1:4, 1:4].abs().sum() > 0
+    assert gdw[:, :, 0].abs().sum() == 0 and gdw[:, :, :, 4].abs().sum() == 0
+    assert net.blocks[1][3].conv_pw.weight.grad is None  # depth 3: unused
+    # BN running statistics moved only on the active channels
+    bn = blk.bn1
+    assert (bn.running_mean[mid:] == 0).all() and \
+        (bn.running_mean[:mid] != 0).all()

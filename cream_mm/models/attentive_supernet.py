@@ -136,6 +136,15 @@ class AttentiveSupernet(CreamStemMixin, BaseModule):
             outs.append(x)
         return tuple(outs)
 
+    def set_drop_path(self, rate: float, last_stages: int = 2) -> None:
+        """AlphaNet's ``set_dropout_rate(drop_connect=rate)``: block ``i``
+        (of all blocks, counted at full depth) gets ``rate * i / n`` in the
+        last ``last_stages`` stages, 0 elsewhere (identity shortcuts only)."""
+        blocks = [b for stage in self.blocks[:-1] for b in stage]
+        first = sum(len(st) for st in self.blocks[:-1 - last_stages])
+        for i, b in enumerate(blocks):
+            b.drop_path_rate = rate * i / len(blocks) if i >= first else 0.
+
     def searched_modules(self) -> list[str]:
         """Every elastic module: first conv, each block, final expand
         (their weights are sliced by the arch)."""

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmcv.cnn.bricks.drop import drop_path
 
 from .blocks import SE_RATIO, _conv, make_divisible
 
@@ -102,6 +103,9 @@ class DynamicShortcut(nn.Module):
 
 
 class _DynamicResidual(nn.Module):
+    """Residual add; drop path (AlphaNet's drop_connect, rate set by
+    :meth:`AttentiveSupernet.set_drop_path`) only on identity shortcuts."""
+    drop_path_rate = 0.
 
     def _init_shortcut(self, max_in, max_out, stride, needs_conv):
         self.stride = stride
@@ -111,6 +115,8 @@ class _DynamicResidual(nn.Module):
     def _add(self, x, out):
         cout = out.shape[1]
         if self.stride == 1 and x.shape[1] == cout:
+            if self.drop_path_rate > 0:
+                out = drop_path(out, self.drop_path_rate, self.training)
             return x + out
         return self.shortcut(x, cout) + out
 
