@@ -95,3 +95,12 @@ def test_bad_arguments():
     search.in_range = lambda arch: False
     with pytest.raises(RuntimeError, match='no child inside'):
         search._child(search.sampler.sample)
+
+
+def test_flops_range_override_is_seeded_from_the_sampler():
+    a = Synthetic(seed=5, flops_range=(None, None))
+    rows = ParetoSearch(a, flops_range=(4e6, 5e6), **CFG).run()
+    assert all(4e6 <= r['flops'] <= 5e6 for r in rows)
+    assert a.sampler.flops_range == (0., float('inf'))  # model's untouched
+    b = Synthetic(seed=5, flops_range=(None, None))
+    assert ParetoSearch(b, flops_range=(4e6, 5e6), **CFG).run() == rows

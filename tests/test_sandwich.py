@@ -229,3 +229,78 @@ def test_val_top1_recalibrates_bn():
     assert model(x).shape == (16, NUM_CLASSES)
     preds = model(x, val[0]['data_samples'], mode='predict')
     assert len(preds) == 16 and preds[0].pred_score.shape == (NUM_CLASSES, )
+
+
+# ----------------------------------------------- tools/train.py and resume
+def _tiny_config(tmp_path, base, name):
+    import textwrap
+    from conftest import ROOT
+    path = tmp_path / f'{name}.py'
+    path.write_text(textwrap.dedent(f"""
+        _base_ = ['{ROOT}/configs/search/{base}']
+        model = dict(calib_batches=1)
+        train_dataloader = dict(batch_size=8)
+        search_val_dataloader = dict(batch_size=16,
+                                     dataset=dict(indices=32))
+        train_cfg = dict(max_iters=4)
+        default_hooks = dict(logger=dict(interval=1), checkpoint=dict(
+            interval=2))
+        custom_hooks = [dict(
+            type='SupernetSearchHook', final='pareto',
+            final_args=dict(population=4, generations=1, mutations=2,
+                            crossovers=2, step=0.25e6),
+            export={{{{_base_.search_export}}}})]
+        """))
+    return str(path)
+
+
+@pytest.mark.parametrize('base', [
+    'tiny_sandwich_embedded.py',
+    pytest.param('tiny_sandwich_alpha_embedded.py',
+                 marks=pytest.mark.slow)])
+def test_train_tool_runs_and_resumes_exactly(tmp_path, base):
+    """4 iterations through tools/train.py (final Pareto search, front
+    saved, export written); resuming from iteration 2 ends bit-identical
+    (supernet, BN buffers, sampler generator, optimiser, scheduler)."""
+    import json
+    from tools.train import main
+    from cream_mm.engine import safe_load
+    config = _tiny_config(tmp_path, base, 'cfg')
+    ref = main([config, '--work-dir', str(tmp_path / 'ref')])
+    model = ref.model
+    assert isinstance(model, SandwichSearch) and int(model.iter) == 4
+    if 'alpha' in base:
+        assert isinstance(model.kd_loss, AdaptiveAlphaDivergence)
+        assert ref.optim_wrapper.clip_grad_kwargs == dict(clip_value=1.0)
+    front = json.loads((tmp_path / 'ref/search/pareto.json').read_text())
+    assert front['front'] and all(4e6 <= r['flops'] <= 6e6
+                                  for r in front['evaluated'])
+    summary = json.loads((tmp_path / 'ref/search/searched.json')
+                         .read_text())
+    assert summary['arch'] == front['evaluated'][0]['arch']
+    main([config, '--work-dir', str(tmp_path / 'res'), '--resume',
+          str(tmp_path / 'ref/iter_2.pth')])
+    a = safe_load(str(tmp_path / 'ref/iter_4.pth'))
+    b = safe_load(str(tmp_path / 'res/iter_4.pth'))
+    assert 'sampler.rng_state' in a['state_dict']
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for k, v in a['state_dict'].items():
+        assert torch.equal(v, b['state_dict'][k]), k
+    _assert_equal(a['optimizer'], b['optimizer'])
+    _assert_equal(a['param_schedulers'], b['param_schedulers'])
+
+
+def _assert_equal(x, y, where=''):
+    assert type(x) is type(y), where
+    if isinstance(x, dict):
+        assert x.keys() == y.keys(), where
+        for k in x:
+            _assert_equal(x[k], y[k], f'{where}.{k}')
+    elif isinstance(x, (list, tuple)):
+        assert len(x) == len(y), where
+        for i, (u, v) in enumerate(zip(x, y)):
+            _assert_equal(u, v, f'{where}.{i}')
+    elif isinstance(x, torch.Tensor):
+        assert torch.equal(x, y), where
+    else:
+        assert x == y, where

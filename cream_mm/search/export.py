@@ -61,7 +61,7 @@ def _pipelines(size: int) -> str:
         f"test_dataloader = val_dataloader\n")
 
 
-def export_arch(model, arch: Arch, out_dir: str, name: str = 'searched',
+def export_arch(model, arch, out_dir: str, name: str = 'searched',
                 cls_base: str = DEFAULT_CLS_BASE,
                 det_base: str = DEFAULT_DET_BASE,
                 cls_input_size: int | str | None = None,
@@ -80,31 +80,31 @@ def export_arch(model, arch: Arch, out_dir: str, name: str = 'searched',
     that size, None keeps the base config's pipelines. The classifier's
     head has the search head's widths, so ``load_from`` of the inherited
     weights loads strictly.
+
+    Any space of the search protocol: the arch string is
+    ``model.sampler.key(arch)``, the backbone config
+    ``model.backbone.backbone_cfg(arch)``, the weights
+    ``model.backbone.export(arch)`` (+ the head, sliced if elastic); a
+    :class:`CreamSupernet` writes exactly the Cream files of before.
     """
+    from ..models.supernet import CreamSupernet
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = format_arch(arch)
-    size = arch.resolution or model.space.input_size
-    cost = arch_cost(arch, size, model.num_classes)
+    parts = (_cream_parts if isinstance(model.backbone, CreamSupernet)
+             else _protocol_parts)(model, arch)
+    text, size, child, head = (parts['text'], parts['size'], parts['child'],
+                               parts['head'])
     (out / f'{name}.arch').write_text(text + '\n')
     weights = out / f'{name}_inherited.pth'
-    child = model.backbone.export(arch)
     state = {f'backbone.{k}': v.contiguous()
              for k, v in child.state_dict().items()}
     state.update({f'head.{k}': v.contiguous()
-                  for k, v in model.head.state_dict().items()})
+                  for k, v in head.state_dict().items()})
     torch.save(dict(state_dict=state, meta=dict(arch=text)), weights)
-    header = (f'# Searched by Cream: {text}\n# {cost.flops / 1e6:.2f}M '
-              f'FLOPs (paper counting), {cost.macs / 1e6:.2f}M MACs, '
-              f'{cost.params / 1e6:.2f}M params at {size}px\n')
-    head = model.head
-    head_cfg = (f"head=dict(num_classes={model.num_classes}, "
-                f"in_channels={head.conv_head.in_channels}, "
-                f"head_channels={head.conv_head.out_channels})")
+    header = parts['header']
     retrain_size = size if cls_input_size == 'search' else cls_input_size
     cls_text = (header + f"_base_ = ['{_base(cls_base)}']\n"
-                f"model = dict(backbone=dict(arch='{text}'),\n"
-                f"             {head_cfg})\n")
+                + parts['cls_model'])
     if retrain_size:
         cls_text += (f'# retrained at the search resolution, {retrain_size}'
                      f'px\n' + _pipelines(int(retrain_size)))
@@ -112,11 +112,9 @@ def export_arch(model, arch: Arch, out_dir: str, name: str = 'searched',
                  f"# load_from = '{osp.abspath(weights)}'\n")
     cls_path, det_path = out / f'{name}_cls.py', out / f'{name}_retinanet.py'
     cls_path.write_text(cls_text)
-    det_path.write_text(
-        header + f"_base_ = ['{_base(det_base)}']\n"
-        f"model = dict(backbone=dict(arch='{text}', init_cfg=None))\n")
-    summary = dict(arch=text, resolution=size, flops=cost.flops,
-                   macs=cost.macs, params=cost.params,
+    det_path.write_text(header + f"_base_ = ['{_base(det_base)}']\n"
+                        + parts['det_model'])
+    summary = dict(arch=text, resolution=size, **parts['cost'],
                    cls_config=str(cls_path.resolve()),
                    det_config=str(det_path.resolve()),
                    inherited=str(weights.resolve()),
@@ -124,3 +122,54 @@ def export_arch(model, arch: Arch, out_dir: str, name: str = 'searched',
                    **(extra or {}))
     (out / f'{name}.json').write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _cream_parts(model, arch: Arch) -> dict:
+    """What the Cream spaces export (files unchanged since the first
+    release)."""
+    text = format_arch(arch)
+    size = arch.resolution or model.backbone.space.input_size
+    cost = arch_cost(arch, size, model.num_classes)
+    header = (f'# Searched by Cream: {text}\n# {cost.flops / 1e6:.2f}M '
+              f'FLOPs (paper counting), {cost.macs / 1e6:.2f}M MACs, '
+              f'{cost.params / 1e6:.2f}M params at {size}px\n')
+    head = model.head
+    head_cfg = (f"head=dict(num_classes={model.num_classes}, "
+                f"in_channels={head.conv_head.in_channels}, "
+                f"head_channels={head.conv_head.out_channels})")
+    return dict(
+        text=text, size=size, child=model.backbone.export(arch), head=head,
+        header=header,
+        cls_model=(f"model = dict(backbone=dict(arch='{text}'),\n"
+                   f"             {head_cfg})\n"),
+        det_model=(f"model = dict(backbone=dict(arch='{text}', "
+                   "init_cfg=None))\n"),
+        cost=dict(flops=cost.flops, macs=cost.macs, params=cost.params))
+
+
+def _protocol_parts(model, arch) -> dict:
+    """Any other space, through the search protocol only."""
+    from ..evaluation.ranking import subnet_head
+    sampler = model.sampler
+    text = sampler.key(arch)
+    size = sampler.resolution(arch)
+    child = model.backbone.export(arch)
+    head = subnet_head(model, arch, child)
+    backbone = dict(model.backbone.backbone_cfg(arch))
+    cost = float(sampler.cost(arch))
+    header = (f'# Searched by {type(model).__name__}: {text}\n'
+              f'# {cost / 1e6:.2f}M (sampler cost, FLOPs unless the search '
+              f'set flops_metric) at {size or "the data"}px\n')
+    head_cfg = dict(num_classes=model.num_classes)
+    conv = getattr(head, 'conv_head', None)
+    if isinstance(conv, torch.nn.Conv2d):
+        head_cfg.update(in_channels=conv.in_channels,
+                        head_channels=conv.out_channels,
+                        conv_bias=conv.bias is not None)
+    return dict(
+        text=text, size=size, child=child, head=head, header=header,
+        cls_model=(f'model = dict(backbone={backbone!r},\n'
+                   f'             head={head_cfg!r})\n'),
+        det_model=(f'model = dict(backbone={dict(backbone, init_cfg=None)!r})'
+                   '\n'),
+        cost=dict(flops=cost))

@@ -37,12 +37,15 @@ class ParetoSearch:
         mutation_prob: per-gene redraw probability of ``sampler.mutate``.
         step: width of a FLOPs bucket, in the sampler's cost units.
         max_tries: draws allowed to find one in-range child.
+        flops_range: search range if not the sampler's (e.g. AlphaNet's
+            [200, 1200] MFLOPs over a supernet trained on the whole space):
+            a copy of the sampler reseeded from its own generator.
     """
 
     def __init__(self, model, population: int = 50, generations: int = 20,
                  mutations: int = 25, crossovers: int = 25,
                  mutation_prob: float = 0.2, step: float = 10e6,
-                 max_tries: int = 1000):
+                 max_tries: int = 1000, flops_range=None):
         for name, v in dict(population=population, generations=generations,
                             max_tries=max_tries).items():
             if int(v) < 1:
@@ -53,6 +56,10 @@ class ParetoSearch:
             raise ValueError(f'pareto mutation_prob={mutation_prob}: must '
                              'be in (0, 1]')
         self.model, self.sampler = model, model.sampler
+        if flops_range is not None:
+            seed = int(torch.randint(1 << 62, (1, ),
+                                     generator=model.sampler.generator))
+            self.sampler = model.sampler.reseeded(seed, flops_range)
         self.population, self.generations = int(population), int(generations)
         self.mutations, self.crossovers = int(mutations), int(crossovers)
         self.mutation_prob, self.step = float(mutation_prob), float(step)
