@@ -10,10 +10,22 @@
 * after training: the final selection -- ``final='board'`` evaluates the K
   board paths on ``final_dataloader`` (default: the search subset) and takes
   the best (Alg. 1 line 14); ``final='evolution'`` runs the SPOS evolution
-  (Tab. 1 #1/#6) -- then exports arch string, configs and inherited weights.
+  (Tab. 1 #1/#6); any final search registered with
+  :func:`~cream_mm.search.finals.register_final` (``'pareto'``,
+  ``'nsga2'``, ...) runs by name -- then exports arch string, configs and
+  inherited weights.
+
+Any search algorithm of the protocol (Cream, sandwich, K-shot) works with
+it (registered also as ``SupernetSearchHook``): models without a board
+skip the board logging and ``final='board'``; their final rows are saved as
+``<final>.json`` / ``<final>.png`` (front highlighted for ``'pareto'``);
+models with ``attach_calib`` (BN re-calibration before scoring) get
+``calib_batches`` batches of ``calib_dataloader`` (default: the training
+loader's config).
 """
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -24,11 +36,11 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 
-from ..arch import parse_arch
-from .evolution import EvolutionSearch
 from .export import export_arch, select_from_board
+from .finals import FINAL_SEARCHES, run_final
 from .runtime import search_state_digest
 
+#: finals of the hook itself; every registered final search is allowed too
 FINALS = ('board', 'evolution', 'none')
 
 
@@ -42,8 +54,14 @@ class CreamSearchHook(Hook):
         final_dataloader (dict): loader for the final selection (default:
             root key ``final_dataloader``, else the search subset).
         log_interval, plot_interval: iterations (0 = never / end only).
-        final: ``'board'``, ``'evolution'`` or ``'none'``.
+        final: ``'board'``, ``'none'`` or a registered final search
+            (``'evolution'``, ``'pareto'``, ``'nsga2'``, ...).
         evolution (dict): :class:`EvolutionSearch` arguments.
+        final_args (dict): arguments of any other final search (e.g.
+            :class:`~cream_mm.search.pareto.ParetoSearch`'s).
+        calib_dataloader (dict): loader of the BN re-calibration batches
+            (default: root key ``calib_dataloader``, else
+            ``train_dataloader``).
         export (dict): :func:`export_arch` arguments (``cls_base``,
             ``det_base``, ``name``).
     """
@@ -53,10 +71,14 @@ class CreamSearchHook(Hook):
                  final_dataloader: dict | None = None,
                  log_interval: int = 50, plot_interval: int = 0,
                  final: str = 'board', evolution: dict | None = None,
-                 export: dict | None = None):
-        if final not in FINALS:
+                 export: dict | None = None, final_args: dict | None = None,
+                 calib_dataloader: dict | None = None):
+        allowed = ('board', 'none', *FINAL_SEARCHES)
+        if final not in allowed:
             raise ValueError(f'final={final!r}: allowed '
-                             f'{", ".join(map(repr, FINALS))}')
+                             f'{", ".join(map(repr, allowed))}')
+        self.final_args = dict(final_args or {})
+        self.calib_cfg = calib_dataloader
         self.val_cfg, self.final_cfg = search_val_dataloader, final_dataloader
         self.log_interval, self.plot_interval = log_interval, plot_interval
         self.final, self.evolution = final, dict(evolution or {})
@@ -81,20 +103,33 @@ class CreamSearchHook(Hook):
         self.val_cfg = self.val_cfg or runner.cfg.get('search_val_dataloader')
         self.final_cfg = self.final_cfg or runner.cfg.get('final_dataloader')
         model = self._model(runner)
-        if self.final == 'board' and not model.use_board:
-            raise ValueError("final='board' needs use_board=True; use "
-                             "final='evolution' for a board-less search")
+        if self.final == 'board' and not getattr(model, 'use_board', False):
+            raise ValueError(
+                "final='board' needs use_board=True (a CreamSearch board); "
+                f"{type(model).__name__} has none: use final='evolution' "
+                'or another registered final search '
+                f'({", ".join(map(repr, FINAL_SEARCHES))})')
         if self.val_cfg is not None:
             model.attach_search_val(self._load(runner, self.val_cfg))
+        if hasattr(model, 'attach_calib') and getattr(
+                model, 'recalibrate_bn', False):
+            cfg = (self.calib_cfg or runner.cfg.get('calib_dataloader')
+                   or runner.cfg.train_dataloader)
+            loader = Runner.build_dataloader(cfg, seed=runner.seed)
+            model.attach_calib(list(itertools.islice(
+                loader, max(int(model.calib_batches), 1))))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the scored-path history (Pareto plot) across resumes; plain
         lists of str / float / int, so ``weights_only`` loads it."""
-        checkpoint['search_history'] = [list(h) for h in
-                                        self._model(runner).history]
+        if hasattr(self._model(runner), 'history'):
+            checkpoint['search_history'] = [list(h) for h in
+                                            self._model(runner).history]
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = self._model(runner)
+        if not hasattr(model, 'history'):
+            return
         model.history.clear()
         model.history.extend(tuple(h) for h in
                              checkpoint.get('search_history', []))
@@ -102,7 +137,7 @@ class CreamSearchHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         model = self._model(runner)
-        if not model.use_board:
+        if not getattr(model, 'use_board', False):
             return
         if self.every_n_train_iters(runner, self.log_interval) if \
                 self.log_interval else False:
@@ -137,16 +172,26 @@ class CreamSearchHook(Hook):
         else:
             if batches is not None:
                 model.attach_search_val(batches)
-            rows = EvolutionSearch(model, **self.evolution).run()
-        best = parse_arch(rows[0]['arch'])
+            args = (self.evolution if self.final == 'evolution'
+                    else self.final_args)
+            rows = run_final(self.final, model, **args)
+        best = model.sampler.parse(rows[0]['arch'])
         runner.logger.info(f'final selection ({self.final}): '
                            f"{rows[0]['arch']} top-1 {rows[0]['top1']:.2f}")
-        if model.use_board:
+        if getattr(model, 'use_board', False):
             self.write_board(runner, dict(final=rows))
+        elif not hasattr(model, 'board') and is_main_process():
+            from .pareto import save_front
+            save_front(rows, self._out(runner), name=self.final,
+                       title=f'{type(model).__name__}: final {self.final}')
         if is_main_process():
             export_arch(model, best, self._out(runner),
                         extra=dict(final=self.final, ranking=rows[:20]),
                         **self.export)
+
+
+# the same hook under an algorithm-neutral name (sandwich, K-shot configs)
+HOOKS.register_module(name='SupernetSearchHook', module=CreamSearchHook)
 
 
 @HOOKS.register_module()
