@@ -19,6 +19,7 @@ from cream_mm.evaluation.ranking import (inherited_accuracy,
 
 CONFIG = os.path.join(ROOT, 'configs/search/tiny_cream_embedded.py')
 SPOS = os.path.join(ROOT, 'configs/search/tiny_spos_embedded.py')
+SANDWICH = os.path.join(ROOT, 'configs/search/tiny_sandwich_embedded.py')
 TINY = dict(train_dataloader=dict(batch_size=8))
 
 
@@ -61,6 +62,19 @@ def test_tool_writes_json_png_and_tau(checkpoint, tmp_path):
     assert [r['standalone_top1'] for r in again['rows']] == \
         [r['standalone_top1'] for r in rows]
     assert again['matching'] == 'none'
+    # a sandwich-rule supernet of the same space: the same paths, the same
+    # cached stand-alone results, its own inherited accuracies
+    torch.manual_seed(0)
+    _, sandwich = load_search_model(SANDWICH)
+    ckpt = tmp_path / 'sandwich.pth'
+    torch.save(dict(meta=dict(iter=0), state_dict=sandwich.state_dict()),
+               ckpt)
+    third = main([SANDWICH, str(ckpt)] + args[2:] + ['--name', 'sandwich'])
+    assert [r['arch'] for r in third['rows']] == [r['arch'] for r in rows]
+    assert all(r['standalone_cached'] for r in third['rows'])
+    assert third['algorithm'] == 'SandwichSearch'
+    assert third['matching'] is None
+    assert [r['flops'] for r in third['rows']] == [r['flops'] for r in rows]
 
 
 def test_paths_seeded_and_range_override(checkpoint):

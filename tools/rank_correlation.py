@@ -1,4 +1,5 @@
-"""Kendall's tau of a trained supernet (SPOS or Cream search checkpoint).
+"""Kendall's tau of a trained supernet (SPOS, Cream, sandwich-rule / alpha-
+divergence or K-shot search checkpoint: any search model of the protocol).
 
 Samples N paths (seeded, inside a FLOPs range) with the search's sampler,
 evaluates each with inherited supernet weights (BN recalibrated on a few
@@ -12,8 +13,10 @@ into the work dir:
         --standalone-cache work_dirs/standalone_cache.json
 
 Stand-alone results depend only on the paths and training settings, so a
-second supernet (e.g. SPOS) ranked with the same ``--seed``, range and
-``--standalone-cache`` reuses them.
+second supernet of the same space (e.g. SPOS, or a sandwich-rule supernet
+of ``configs/search/tiny_sandwich_embedded.py``) ranked with the same
+``--seed``, range and ``--standalone-cache`` is evaluated on the same paths
+and reuses them.
 """
 import argparse
 import os.path as osp

@@ -3,12 +3,14 @@ of sampled paths with inherited supernet weights and their accuracy when
 trained stand-alone from scratch (the paper's Tab. 1 / Tab. 6 metric, there
 on 30 paths of subImageNet).
 
-:func:`rank_correlation` does everything for any :class:`CreamSearch`
-checkpoint of our search configs (SPOS or Cream): it samples ``num_paths``
-distinct paths in a FLOPs range with a seeded copy of the search's own
-sampler, evaluates each with the inherited weights (exported to a
-:class:`CreamNet` + head; BatchNorm statistics recalibrated on a few
-training batches by default), trains each from scratch for a few
+:func:`rank_correlation` does everything for any search checkpoint of our
+configs -- SPOS, Cream, the sandwich rule (KL or alpha-divergence), K-shot
+-- through the search protocol only: it samples ``num_paths`` distinct
+paths (``model.sampler.reseeded(seed, range).sample()``, deduplicated by
+``sampler.key``; the same paths for every supernet of a space with the same
+seed, range and sampler options), evaluates each with the inherited weights
+(``model.backbone.export(arch)`` + the head; BatchNorm statistics
+recalibrated on a few training batches by default), trains each from scratch for a few
 iterations on the same training data, evaluates it on the same held-out
 images, and returns all numbers plus ``scipy.stats.kendalltau``.
 Stand-alone results do not depend on the supernet: a cache file lets two
@@ -27,7 +29,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..arch import Arch, format_arch, parse_arch
+from ..arch import Arch, parse_arch
 
 BN_MODES = ('recalibrate', 'batch', 'running')
 
@@ -35,7 +37,7 @@ BN_MODES = ('recalibrate', 'batch', 'running')
 # ------------------------------------------------------------------ model
 def load_search_model(config, checkpoint: str | None = None,
                       cfg_options: dict | None = None):
-    """Build the :class:`CreamSearch` of a search config and load a
+    """Build the search model (Cream, sandwich, K-shot) of a config and load a
     checkpoint (``weights_only``, strict). Returns ``(cfg, model)``."""
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
@@ -62,18 +64,20 @@ def load_search_model(config, checkpoint: str | None = None,
 
 def sample_paths(model, num: int, seed: int = 0,
                  flops_range: Sequence[float | None] | None = None,
-                 max_tries: int = 10000) -> list[Arch]:
+                 max_tries: int = 10000) -> list:
     """``num`` distinct paths from a seeded copy of the search's sampler
-    (same per-layer distribution; ``flops_range`` overrides its range)."""
+    (same distribution; ``flops_range`` overrides its range), distinct by
+    ``sampler.key``."""
     sampler = model.sampler.reseeded(seed, flops_range)
     seen, paths = set(), []
     for _ in range(max_tries):
         if len(paths) == num:
             break
-        code, res, _ = sampler.sample_code()
-        if (code, res) not in seen:
-            seen.add((code, res))
-            paths.append(model.space.decode(code, res))
+        arch = sampler.sample()
+        key = sampler.key(arch)
+        if key not in seen:
+            seen.add(key)
+            paths.append(arch)
     if len(paths) < num:
         raise ValueError(f'only {len(paths)} distinct paths in range after '
                          f'{max_tries} draws; widen the FLOPs range')
@@ -293,6 +297,24 @@ def plot_ranking(rows: list[dict], tau: float, path, title: str = '') -> None:
     plt.close(fig)
 
 
+def path_cost(model, arch) -> float:
+    """Cost of a path: the Cream FLOPs table where there is one (the
+    numbers of earlier reports), else ``model.sampler.cost``."""
+    table = getattr(model, 'table', None)
+    return (table.arch_cost(arch) if table is not None
+            else float(model.sampler.cost(arch)))
+
+
+def supernet_label(model) -> str:
+    """Short name of the supernet's training: Cream's matching
+    (``'none'`` = SPOS), else the algorithm with its KD loss."""
+    if getattr(model, 'matching', None) is not None:
+        return model.matching
+    kd = getattr(model, 'kd_loss', None)
+    return type(model).__name__ + (f' ({type(kd).__name__})'
+                                   if kd is not None else '')
+
+
 def _cache_key(arch: str, settings: dict) -> str:
     return json.dumps(dict(arch=arch, **settings), sort_keys=True)
 
@@ -327,8 +349,8 @@ def rank_correlation(config, checkpoint: str, out_dir, num_paths: int = 8,
         cache = json.loads(Path(standalone_cache).read_text())
     rows = []
     for i, arch in enumerate(paths):
-        text = format_arch(arch)
-        flops = model.table.arch_cost(arch)
+        text = model.sampler.key(arch)
+        flops = path_cost(model, arch)
         sup = inherited_accuracy(model, arch, val, calib, bn)
         key = _cache_key(text, settings)
         if key in cache:
@@ -355,7 +377,9 @@ def rank_correlation(config, checkpoint: str, out_dir, num_paths: int = 8,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = dict(config=str(getattr(cfg, 'filename', config)),
-                  checkpoint=str(checkpoint), matching=model.matching,
+                  checkpoint=str(checkpoint),
+                  algorithm=type(model).__name__,
+                  matching=getattr(model, 'matching', None),
                   num_paths=num_paths,
                   flops_range=list(model.sampler.reseeded(
                       seed, flops_range).flops_range),
@@ -366,7 +390,7 @@ def rank_correlation(config, checkpoint: str, out_dir, num_paths: int = 8,
                   png=str(out / f'{name}.png'))
     (out / f'{name}.json').write_text(json.dumps(result, indent=1))
     plot_ranking(rows, tau, out / f'{name}.png',
-                 title=f'{model.matching} supernet')
+                 title=f'{supernet_label(model)} supernet')
     logger(f'Kendall tau = {tau:.4f} (p = {p:.3g}) over {len(rows)} paths; '
            f'wrote {out / (name + ".json")} and {out / (name + ".png")}')
     return result
