@@ -25,3 +25,7 @@ from .attentive_supernet import (AttentiveDynamicHead,  # noqa: E402
 __all__ += ['ALPHANET_ARCHS', 'AttentiveArch', 'AttentiveSpace',
             'format_attentive_arch', 'parse_attentive_arch', 'AttentiveNet',
             'AttentiveDynamicHead', 'AttentiveSupernet']
+from .kshot import KShotSupernet  # noqa: E402
+from .simplex_net import SimplexNet, channel_regulariser  # noqa: E402
+
+__all__ += ['KShotSupernet', 'SimplexNet', 'channel_regulariser']

@@ -1,0 +1,496 @@
+"""K-shot NAS (Su et al., ICML 2021) as an mmengine ``BaseModel``: K-shot
+supernets (:class:`~cream_mm.models.kshot.KShotSupernet`) and the
+simplex-net trained in alternation (Alg. 1 of the paper).
+
+``train_step`` is one iteration:
+
+1. supernet step (Eq. 9): sample a path ``a`` in the FLOPs range, take
+   lambda = pi(a) from the simplex-net detached (1/K during warm-up), CE on
+   the batch through the merged weights ``sum_k lambda_k theta_k``, update
+   the K copies of the path's searched weights, the shared stem/tail and the
+   head;
+2. every ``simplex.interval`` iterations after warm-up, a simplex step
+   (Eq. 8 / Eq. 17): sample ``m`` paths (with a channel encoding: ``m/g``
+   architectures with ``g`` widths each, so that r_c has pairs), split the
+   batch into ``m`` groups of ``b/m`` images, loss = mean CE of each group
+   through its path's merged weights, gradient into the simplex-net only
+   (the K copies are detached), + ``alpha * r_c`` (Eq. 15-16); update the
+   simplex-net only. BatchNorm runs on batch statistics in this step and its
+   running statistics are left alone (the supernet step owns them).
+
+Distributed: every rank draws the same paths (the sampler's generator is
+in the checkpoint), gradients of both steps and the running BN statistics
+the supernet step updated are averaged over ranks.
+"""
+from __future__ import annotations
+
+import copy
+from collections import deque
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.model import is_model_wrapper
+from mmengine.optim import (DefaultOptimWrapperConstructor, OptimWrapper,
+                            OptimWrapperDict)
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..models.kshot import KShotSupernet
+from ..models.simplex_net import channel_regulariser
+from .base import SupernetAlgorithm
+from .runtime import all_reduce_mean, all_reduce_sum, bn_batch_stats, \
+    distributed
+from .samplers import build_sampler
+
+
+class PathClassifier(nn.Module):
+    """A fixed path (exported backbone) + a copy of the head, input resized
+    to the path's resolution (the evaluation network of one subnet)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module,
+                 resolution: int | None):
+        super().__init__()
+        self.backbone, self.head, self.resolution = backbone, head, resolution
+
+    def forward(self, x):
+        if self.resolution and x.shape[-1] != self.resolution:
+            x = F.interpolate(x, size=(self.resolution, ) * 2,
+                              mode='bilinear', align_corners=False)
+        return self.head(self.backbone(x))
+
+
+@MODELS.register_module()
+class KShotSearch(SupernetAlgorithm):
+    """K-shot supernets + simplex-net, trained by the paper's Alg. 1.
+
+    Args:
+        supernet (dict): a :class:`KShotSupernet` config (its ``supernet``
+            is the base space, ``num_shots`` K).
+        head (dict): classification head config.
+        flops_range, flops_metric: range of sampled paths (the sampler's).
+        sampler (dict): sampler options; ``seed`` defaults to the runner's.
+        warmup (dict): ``iters`` and/or ``epochs`` with lambda = 1/K (the
+            paper: 5 epochs).
+        simplex (dict): ``interval`` (iterations between simplex steps,
+            1 = strict alternation), ``paths`` (m, paper 16),
+            ``widths_per_arch`` (g: paths per architecture when widths are
+            searched; 1 = independent draws), ``reg_weight`` (alpha of
+            Eq. 17, paper 1), ``temperature`` (tau of Eq. 15, paper 0.3),
+            ``threshold`` (m of Eq. 15 in the l1 width distance; not stated
+            in the paper, not checked against public code; None = the
+            median pairwise distance of each group).
+        evaluation (dict): ``bn``: ``'recalibrate'`` (default; BN statistics
+            re-estimated on ``calib_batches`` held-out batches before
+            scoring a subnet, as AttentiveNAS/AlphaNet) or ``'batch'``.
+        label_smoothing: of the supernet step's CE.
+    """
+
+    def __init__(self, supernet: dict, head: dict,
+                 flops_range: Sequence[float | None] = (None, None),
+                 flops_metric: str = 'flops', sampler: dict | None = None,
+                 warmup: dict | None = None, simplex: dict | None = None,
+                 evaluation: dict | None = None,
+                 label_smoothing: float = 0., channels_last: bool = False,
+                 data_preprocessor: dict | None = None, init_cfg=None):
+        super().__init__(supernet, head, channels_last=channels_last,
+                         data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        if not isinstance(self.backbone, KShotSupernet):
+            raise TypeError(f'supernet: type {type(self.backbone).__name__};'
+                            " KShotSearch needs type='KShotSupernet' "
+                            "(wrapping the space's supernet)")
+        sampler = dict(sampler or {})
+        sampler.setdefault('seed', torch.initial_seed() % (1 << 62))
+        self.sampler = build_sampler(self.backbone.supernet,
+                                     self.num_classes, flops_range,
+                                     flops_metric, **sampler)
+        self.warmup = dict(iters=0, epochs=0)
+        self.warmup.update(warmup or {})
+        self.simplex_cfg = dict(interval=1, paths=16, widths_per_arch=4,
+                                reg_weight=1., temperature=0.3,
+                                threshold=None)
+        unknown = set(simplex or {}) - set(self.simplex_cfg)
+        if unknown:
+            raise ValueError(f'simplex: unknown keys {sorted(unknown)}; '
+                             f'allowed {", ".join(self.simplex_cfg)}')
+        self.simplex_cfg.update(simplex or {})
+        for k in ('interval', 'paths', 'widths_per_arch'):
+            if int(self.simplex_cfg[k]) < 1:
+                raise ValueError(f'simplex.{k}={self.simplex_cfg[k]}: '
+                                 'must be >= 1')
+        self.eval_cfg = dict(bn='recalibrate', calib_batches=2)
+        self.eval_cfg.update(evaluation or {})
+        if self.eval_cfg['bn'] not in ('recalibrate', 'batch'):
+            raise ValueError(f"evaluation.bn={self.eval_cfg['bn']!r}: "
+                             "allowed 'recalibrate', 'batch'")
+        self.label_smoothing = float(label_smoothing)
+        self.has_channels = self.sampler.encode(
+            self.sampler.extreme(True))[1] is not None
+        for name in ('iter', 'simplex_steps'):
+            self.register_buffer(name, torch.zeros((), dtype=torch.long))
+        self.use_board = False  # the shared search hook's view
+        self.history: deque = deque(maxlen=20000)
+        self.last_step: dict = {}
+        self.eval_arch = None
+        self.largest = self.sampler.extreme(largest=True)
+        self._channel_genes: list[int] | None = None
+
+    # ------------------------------------------------------------ paths
+    @property
+    def space(self):
+        return self.backbone.space
+
+    def _resize(self, x: torch.Tensor, arch) -> torch.Tensor:
+        size = self.sampler.resolution(arch)
+        if size and x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, ) * 2, mode='bilinear',
+                              align_corners=False)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward_path(self, x: torch.Tensor, arch, code=None,
+                     detach_shots: bool = False) -> torch.Tensor:
+        """Logits of ``arch`` with weights merged by ``code`` (default:
+        the simplex-net's lambda)."""
+        feats = self.backbone(self._resize(x, arch), arch=arch, code=code,
+                              detach_shots=detach_shots)
+        return self.head(feats)
+
+    def forward(self, inputs: torch.Tensor, data_samples=None,
+                mode: str = 'tensor', arch=None):
+        """``tensor``: logits of ``arch`` (default ``eval_arch`` or the
+        largest path); ``loss``: CE of a sampled path; ``predict``."""
+        if arch is None:
+            arch = self.eval_arch if self.eval_arch is not None \
+                else self.largest
+        elif isinstance(arch, str):
+            arch = self.sampler.parse(arch)
+        if mode == 'tensor':
+            return self.forward_path(inputs, arch)
+        if mode == 'loss':
+            logits = self.forward_path(inputs, self.sampler.sample())
+            return dict(loss=F.cross_entropy(logits,
+                                             self._labels(data_samples)))
+        if mode == 'predict':
+            with torch.no_grad():
+                logits = self.forward_path(inputs, arch)
+            samples = data_samples or [DataSample() for _ in logits]
+            for s, score in zip(samples, logits.softmax(1)):
+                s.set_pred_score(score).set_pred_label(score.argmax())
+            return samples
+        raise ValueError(f'mode={mode!r}: allowed tensor, loss, predict')
+
+    # --------------------------------------------------------- schedule
+    def past_warmup(self) -> bool:
+        if int(self.iter) < int(self.warmup['iters']):
+            return False
+        epochs = int(self.warmup['epochs'])
+        if epochs:
+            epoch = MessageHub.get_current_instance().get_info('epoch')
+            if epoch is None:
+                raise RuntimeError("warmup.epochs needs the runner's epoch "
+                                   '(EpochBasedTrainLoop); use warmup.iters')
+            return epoch >= epochs
+        return True
+
+    # ------------------------------------------------------------- steps
+    def train_step(self, data, optim_wrapper):
+        sup_ow, simplex_ow = self._wrappers(optim_wrapper)
+        with sup_ow.optim_context(self):
+            data = self.data_preprocessor(data, True)
+        x, y = data['inputs'], self._labels(data['data_samples'])
+        active = self.past_warmup()
+        self.backbone.simplex.warmup.fill_(not active)
+        arch = self.sampler.sample()
+        with torch.no_grad():  # Eq. 9: sigma fixed
+            code = self.backbone.code(arch)
+        with sup_ow.optim_context(self):
+            logits = self.forward_path(x, arch, code)
+        ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        sup_ow.backward(ce)
+        sync = [p.grad for p in self.supernet_parameters()
+                if p.grad is not None]
+        if distributed():
+            sync += self.bn_buffers()
+        all_reduce_mean(sync)
+        if sup_ow.should_update():
+            sup_ow.step()
+            sup_ow.zero_grad()
+        log = dict(loss=ce.detach(), ce=ce.detach(),
+                   top1=self.batch_top1(logits.detach(), y),
+                   flops=self.sampler.cost(arch) / 1e6)
+        simplex_due = (active and simplex_ow is not None and
+                       int(self.iter) % int(self.simplex_cfg['interval'])
+                       == 0)
+        if simplex_due:
+            log.update(self.simplex_step(x, y, simplex_ow))
+        self.iter += 1
+        self.last_step = dict(path=self.sampler.key(arch),
+                              code=[round(float(v), 4) for v in code],
+                              simplex_update=bool(simplex_due))
+        return log
+
+    def simplex_step(self, x: torch.Tensor, y: torch.Tensor,
+                     simplex_ow: OptimWrapper) -> dict:
+        """Eq. 8 / Eq. 17: m paths on b/m images each, gradient into the
+        simplex-net only; returns the logged values."""
+        m = min(int(self.simplex_cfg['paths']), len(x))
+        archs = self.simplex_paths(m)
+        params = [p for p in self.backbone.simplex.parameters()
+                  if p.requires_grad]
+        grads = [torch.zeros_like(p) for p in params]
+        ce_sum = 0.
+        bns = [bn for bn in self.modules() if isinstance(bn, _BatchNorm)
+               and bn.training]
+        for bn in bns:  # batch statistics, num_batches_tracked untouched
+            bn.training = False
+        try:
+            with bn_batch_stats(self):
+                for arch, xg, yg in zip(archs, torch.tensor_split(x, m),
+                                        torch.tensor_split(y, m)):
+                    code = self.backbone.code(arch)
+                    logits = self.forward_path(xg, arch, code,
+                                               detach_shots=True)
+                    ce = F.cross_entropy(logits, yg) / m
+                    for g, gi in zip(grads, torch.autograd.grad(
+                            ce, params, allow_unused=True)):
+                        if gi is not None:
+                            g += gi
+                    ce_sum += float(ce.detach())
+        finally:
+            for bn in bns:
+                bn.training = True
+        reg = self.channel_reg(archs)
+        if reg.requires_grad:
+            for g, gi in zip(grads, torch.autograd.grad(
+                    float(self.simplex_cfg['reg_weight']) * reg, params,
+                    allow_unused=True)):
+                if gi is not None:
+                    g += gi
+        all_reduce_mean(grads)
+        for p, g in zip(params, grads):
+            p.grad = g
+        simplex_ow.step()
+        simplex_ow.zero_grad()
+        self.simplex_steps += 1
+        return dict(simplex_ce=ce_sum, r_c=float(reg))
+
+    def channel_reg(self, archs: Sequence) -> torch.Tensor:
+        """Mean r_c (Eq. 15-16) over the groups of paths that share an
+        architecture (same one-hot) and differ in width."""
+        if not self.has_channels:
+            return torch.zeros(())
+        groups: dict = {}
+        for arch in archs:
+            a, c = self.sampler.encode(arch)
+            groups.setdefault(tuple(a.tolist()), []).append((arch, c))
+        terms = []
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            codes = torch.stack([self.backbone.code(a) for a, _ in members])
+            widths = torch.stack([c.float() for _, c in members])
+            thr = self.simplex_cfg['threshold']
+            if thr is None:
+                d = torch.cdist(widths.double(), widths.double(), p=1)
+                off = ~torch.eye(len(members), dtype=torch.bool)
+                thr = float(d[off].median())
+            terms.append(channel_regulariser(
+                codes, widths, float(thr),
+                float(self.simplex_cfg['temperature'])))
+        return torch.stack(terms).mean() if terms else torch.zeros(())
+
+    def simplex_paths(self, m: int) -> list:
+        """m paths; with a channel encoding, groups of
+        ``widths_per_arch`` paths of one architecture, different widths."""
+        g = int(self.simplex_cfg['widths_per_arch'])
+        if not self.has_channels or g == 1:
+            return [self.sampler.sample() for _ in range(m)]
+        archs = []
+        while len(archs) < m:
+            base = self.sampler.sample()
+            archs += [base] + self.width_variants(
+                base, min(g, m - len(archs)) - 1)
+        return archs[:m]
+
+    def channel_genes(self) -> list[int]:
+        """Genome positions that change only the channel encoding (found
+        by probing the sampler's genome at the smallest and largest path)."""
+        if self._channel_genes is None:
+            lo, hi = self.sampler.genome_bounds()
+            arch_genes, chan_genes = set(), set()
+            for base in (self.sampler.extreme(False),
+                         self.sampler.extreme(True)):
+                genes = self.sampler.genome(base)
+                a0, c0 = self.sampler.encode(base)
+                for i in range(len(genes)):
+                    for v in range(lo[i], hi[i] + 1):
+                        if v == genes[i]:
+                            continue
+                        probe = list(genes)
+                        probe[i] = v
+                        a, c = self.sampler.encode(
+                            self.sampler.from_genome(probe))
+                        if not torch.equal(a, a0):
+                            arch_genes.add(i)
+                        elif c is not None and not torch.equal(c, c0):
+                            chan_genes.add(i)
+            self._channel_genes = sorted(chan_genes - arch_genes)
+        return self._channel_genes
+
+    def width_variants(self, arch, n: int, tries: int = 200) -> list:
+        """Up to ``n`` paths of ``arch``'s architecture with other widths
+        (channel genes redrawn uniformly), inside the FLOPs range."""
+        genes = self.channel_genes()
+        if n <= 0 or not genes:
+            return []
+        lo, hi = self.sampler.genome_bounds()
+        base = self.sampler.genome(arch)
+        rng, (flo, fhi) = self.sampler.generator, self.sampler.flops_range
+        seen, out = {self.sampler.key(arch)}, []
+        for _ in range(tries):
+            new = list(base)
+            for i in genes:
+                new[i] = lo[i] + int(torch.randint(hi[i] - lo[i] + 1, (1, ),
+                                                   generator=rng))
+            cand = self.sampler.from_genome(new)
+            key = self.sampler.key(cand)
+            if key not in seen and flo <= self.sampler.cost(cand) <= fhi:
+                seen.add(key)
+                out.append(cand)
+                if len(out) == n:
+                    break
+        return out
+
+    # ------------------------------------------------------- parameters
+    def supernet_parameters(self) -> list[nn.Parameter]:
+        """Theta (K copies), shared stem/tail and head: the 'supernet'
+        optimiser's parameters."""
+        return [p for p in list(self.backbone.supernet.parameters()) +
+                list(self.head.parameters()) if p.requires_grad]
+
+    def bn_buffers(self) -> list[torch.Tensor]:
+        mods = list(self.backbone.modules()) + list(self.head.modules())
+        return [t for m in mods if isinstance(m, _BatchNorm)
+                and m.track_running_stats and m.running_mean is not None
+                for t in (m.running_mean, m.running_var)]
+
+    def _wrappers(self, optim_wrapper):
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            if 'supernet' not in optim_wrapper:
+                raise KeyError("optim_wrapper: KShotSearch needs the keys "
+                               "'supernet' and 'simplex'")
+            simplex = (optim_wrapper['simplex'] if 'simplex' in optim_wrapper
+                       else None)
+            return optim_wrapper['supernet'], simplex
+        if isinstance(optim_wrapper, OptimWrapper):
+            return optim_wrapper, None
+        raise TypeError(f'optim_wrapper: {type(optim_wrapper).__name__}')
+
+    # -------------------------------------------------------- evaluation
+    def subnet(self, arch) -> PathClassifier:
+        """``arch`` as a stand-alone network: the exported backbone (merged
+        weights) + a copy of the head."""
+        net = PathClassifier(self.backbone.export(arch),
+                             copy.deepcopy(self.head),
+                             self.sampler.resolution(arch))
+        net = net.to(self.head.fc.weight.device if hasattr(self.head, 'fc')
+                     else next(self.head.parameters()).device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+    def _eval_batch(self, i: int):
+        x, y = self._val_batch(i)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    @torch.no_grad()
+    def val_top1(self, arch) -> float:
+        """Top-1 (%) of ``arch`` on the attached held-out batches (counts
+        summed over ranks), BN re-calibrated first (``evaluation.bn``)."""
+        from ..evaluation.ranking import recalibrate_bn
+        net = self.subnet(arch)
+        n_val = len(self._val_batches or [None])
+        if self.eval_cfg['bn'] == 'recalibrate':
+            calib = [self._eval_batch(i) for i in range(
+                min(int(self.eval_cfg['calib_batches']), n_val))]
+            recalibrate_bn(net, calib)
+            all_reduce_mean([t for m in net.modules()
+                             if isinstance(m, _BatchNorm)
+                             for t in (m.running_mean, m.running_var)])
+            net.eval()
+            ctx = _nullcontext()
+        else:
+            net.eval()
+            ctx = bn_batch_stats(net)
+        counts = torch.zeros(2, dtype=torch.float64)
+        with ctx:
+            for i in range(n_val):
+                x, y = self._eval_batch(i)
+                counts[0] += (net(x).argmax(1) == y).sum().item()
+                counts[1] += len(y)
+        all_reduce_sum(counts)
+        return float(100. * counts[0] / counts[1])
+
+    def board_table(self) -> list[dict]:
+        """No board in K-shot NAS (the shared hook's interface)."""
+        return []
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class KShotOptimWrapperConstructor:
+    """``OptimWrapperDict(supernet=..., simplex=...)`` for
+    :class:`KShotSearch`: ``supernet`` optimises Theta (the K copies), the
+    shared stem/tail and the head (Eq. 9), ``simplex`` the simplex-net's
+    sigma (Eq. 8)::
+
+        optim_wrapper = dict(
+            constructor='KShotOptimWrapperConstructor',
+            supernet=dict(optimizer=dict(type='SGD', lr=0.12, momentum=0.9,
+                                         nesterov=True, weight_decay=4e-5)),
+            simplex=dict(optimizer=dict(type='Adam', lr=1e-3)))
+    """
+
+    PARTS = ('supernet', 'simplex')
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg=None):
+        cfg = copy.deepcopy(dict(optim_wrapper_cfg))
+        if set(cfg) != set(self.PARTS):
+            raise ValueError(f'optim_wrapper: keys {sorted(cfg)}; '
+                             "KShotOptimWrapperConstructor takes exactly "
+                             "'supernet' and 'simplex'")
+        self.cfg = cfg
+
+    def __call__(self, model: nn.Module) -> OptimWrapperDict:
+        if is_model_wrapper(model):
+            model = model.module
+        parts = dict(
+            supernet=nn.ModuleDict(dict(backbone=model.backbone.supernet,
+                                        head=model.head)),
+            simplex=nn.ModuleDict(dict(simplex=model.backbone.simplex)))
+        wrappers = {}
+        for name, module in parts.items():
+            cfg = copy.deepcopy(self.cfg[name])
+            paramwise = cfg.pop('paramwise_cfg', None)
+            wrappers[name] = DefaultOptimWrapperConstructor(cfg, paramwise)(
+                module)
+        return OptimWrapperDict(**wrappers)
+
+
+__all__ = ['KShotSearch', 'KShotOptimWrapperConstructor', 'PathClassifier']
