@@ -90,8 +90,9 @@ def export_arch(model, arch, out_dir: str, name: str = 'searched',
     from ..models.supernet import CreamSupernet
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parts = (_cream_parts if isinstance(model.backbone, CreamSupernet)
-             else _protocol_parts)(model, arch)
+    parts = (_cream_parts(model, arch)
+             if isinstance(model.backbone, CreamSupernet)
+             else _protocol_parts(model, arch, _base(det_base)))
     text, size, child, head = (parts['text'], parts['size'], parts['child'],
                                parts['head'])
     (out / f'{name}.arch').write_text(text + '\n')
@@ -147,7 +148,23 @@ def _cream_parts(model, arch: Arch) -> dict:
         cost=dict(flops=cost.flops, macs=cost.macs, params=cost.params))
 
 
-def _protocol_parts(model, arch) -> dict:
+def _neck_channels(child, det_base: str) -> list[int] | None:
+    """Input widths of the detector's neck for ``child`` at the det base's
+    ``out_indices`` (spaces whose widths are searched), or None."""
+    from mmengine.config import Config
+    try:
+        det = Config.fromfile(det_base)
+    except FileNotFoundError:
+        return None
+    idx = det.model.get('backbone', {}).get('out_indices')
+    channels = getattr(child, 'out_channels', None)
+    if idx is None or channels is None or 'in_channels' not in \
+            det.model.get('neck', {}):
+        return None
+    return [int(channels[i]) for i in idx]
+
+
+def _protocol_parts(model, arch, det_base: str) -> dict:
     """Any other space, through the search protocol only."""
     from ..evaluation.ranking import subnet_head
     sampler = model.sampler
@@ -166,10 +183,12 @@ def _protocol_parts(model, arch) -> dict:
         head_cfg.update(in_channels=conv.in_channels,
                         head_channels=conv.out_channels,
                         conv_bias=conv.bias is not None)
+    det = f'model = dict(backbone={dict(backbone, init_cfg=None)!r}'
+    neck = _neck_channels(child, det_base)
+    det += f',\n             neck=dict(in_channels={neck!r}))\n' if neck \
+        else ')\n'
     return dict(
         text=text, size=size, child=child, head=head, header=header,
-        cls_model=(f'model = dict(backbone={backbone!r},\n'
-                   f'             head={head_cfg!r})\n'),
-        det_model=(f'model = dict(backbone={dict(backbone, init_cfg=None)!r})'
-                   '\n'),
-        cost=dict(flops=cost))
+        cls_model=(f'model = dict(backbone={dict(_delete_=True, **backbone)!r}'
+                   f',\n             head={head_cfg!r})\n'),
+        det_model=det, cost=dict(flops=cost))

@@ -81,6 +81,10 @@ class SandwichSearch(SupernetAlgorithm):
         max_path_dropout: if set, every ``nn.Dropout`` of the head and
             supernet drops with this probability for the largest subnet and
             is off for the others (AlphaNet: 0.2); None leaves them alone.
+        max_path_drop_connect: if set, the supernet's
+            ``set_drop_path(rate)`` (AlphaNet's drop_connect, e.g. in the
+            last two stages of :class:`AttentiveSupernet`) is called with
+            this rate for the largest subnet and 0 for the others.
         recalibrate_bn: :meth:`val_top1` re-estimates the subnet's BN
             statistics on ``calib_batches`` training batches first (as
             AlphaNet / AttentiveNAS always do); False: batch statistics.
@@ -95,6 +99,7 @@ class SandwichSearch(SupernetAlgorithm):
                  num_random: int = 2, kd_loss: dict | None = None,
                  label_smoothing: float = 0.1,
                  max_path_dropout: float | None = None,
+                 max_path_drop_connect: float | None = None,
                  recalibrate_bn: bool = True, calib_batches: int = 4,
                  channels_last: bool = False,
                  data_preprocessor: dict | None = None, init_cfg=None):
@@ -123,6 +128,12 @@ class SandwichSearch(SupernetAlgorithm):
                                  'have no nn.Dropout (set e.g. the head\'s '
                                  'dropout > 0)')
         self.max_path_dropout = max_path_dropout
+        if max_path_drop_connect is not None and not hasattr(
+                self.backbone, 'set_drop_path'):
+            raise ValueError(f'max_path_drop_connect: '
+                             f'{type(self.backbone).__name__} has no '
+                             'set_drop_path(rate)')
+        self.max_path_drop_connect = max_path_drop_connect
         self.recalibrate_bn = bool(recalibrate_bn)
         self.calib_batches = int(calib_batches)
         self._calib: list | None = None
@@ -147,17 +158,24 @@ class SandwichSearch(SupernetAlgorithm):
         return self.head(self.backbone(x))
 
     @contextmanager
-    def _dropout(self, p: float | None):
-        """Every ``nn.Dropout`` at probability ``p`` (None: unchanged)."""
+    def _dropout(self, largest: bool):
+        """Dropout / drop-connect of the largest subnet (``largest``) or of
+        the others (off) while training; restored afterwards."""
+        p = self.max_path_dropout
         saved = [m.p for m in self.dropouts]
         if p is not None:
             for m in self.dropouts:
-                m.p = float(p)
+                m.p = float(p) if largest else 0.
+        rate = self.max_path_drop_connect
+        if rate is not None:
+            self.backbone.set_drop_path(float(rate) if largest else 0.)
         try:
             yield
         finally:
             for m, q in zip(self.dropouts, saved):
                 m.p = q
+            if rate is not None:
+                self.backbone.set_drop_path(0.)
 
     def step_paths(self) -> list[tuple[str, object]]:
         """``(name, arch)`` trained by the next step: ``max``, ``rand<i>``
@@ -175,14 +193,13 @@ class SandwichSearch(SupernetAlgorithm):
         for k, (name, arch) in enumerate(paths):
             last = k == len(paths) - 1
             if teacher is None:  # the largest: labels, becomes the teacher
-                with self._dropout(self.max_path_dropout):
+                with self._dropout(largest=True):
                     logits = self.forward_path(x, arch)
                 loss = F.cross_entropy(logits, y,
                                        label_smoothing=self.label_smoothing)
                 teacher = logits.detach()
             else:  # in-place distillation, no label term
-                with self._dropout(0. if self.max_path_dropout is not None
-                                   else None):
+                with self._dropout(largest=False):
                     logits = self.forward_path(x, arch)
                 loss = self.kd_loss(logits, teacher)
             backward(loss, last)
