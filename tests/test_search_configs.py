@@ -22,11 +22,48 @@ def _final(cfg):
     return cfg.custom_hooks[0].get('final', 'board')
 
 
+#: algorithm of a search config -> hook names it may use
+HOOKS = {'CreamSearch': ('CreamSearchHook', ),
+         'SandwichSearch': ('SupernetSearchHook', 'CreamSearchHook'),
+         'KShotSearch': ('SupernetSearchHook', 'CreamSearchHook')}
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_parses(path):
     cfg = Config.fromfile(str(path))
-    assert cfg.model.type == 'CreamSearch'
-    assert cfg.custom_hooks[0].type == 'CreamSearchHook'
+    assert cfg.model.type in HOOKS
+    assert cfg.custom_hooks[0].type in HOOKS[cfg.model.type]
+    if path.stem.startswith(('cream', 'ablation', 'space', 'tiny_cream',
+                             'tiny_spos')):
+        assert cfg.model.type == 'CreamSearch'
+    if 'sandwich' in path.stem:
+        assert cfg.model.type == 'SandwichSearch'
+        assert _final(cfg) == 'pareto'
+
+
+def test_alphanet_paper_settings():
+    """AlphaNet's recipe (alphanet_kshot.md §1.2) on the AttentiveNAS
+    space."""
+    cfg = Config.fromfile(str(ROOT / 'alphanet_sandwich_in1k.py'))
+    m = cfg.model
+    assert m.supernet.type == 'AttentiveSupernet'
+    assert m.supernet.space.resolutions == (192, 224, 256, 288)
+    assert (m.num_random, m.label_smoothing, m.max_path_dropout,
+            m.max_path_drop_connect) == (2, 0.1, 0.2, 0.2)
+    assert (m.kd_loss.type, m.kd_loss.alpha_min, m.kd_loss.alpha_max,
+            m.kd_loss.iw_clip) == ('AdaptiveAlphaDivergence', -1., 1., 5.)
+    assert cfg.train_dataloader.batch_size * 64 == 2048
+    ow = cfg.optim_wrapper
+    assert (ow.optimizer.lr, ow.optimizer.momentum, ow.optimizer.nesterov,
+            ow.optimizer.weight_decay) == (0.8, 0.9, True, 1e-5)
+    assert ow.paramwise_cfg == dict(norm_decay_mult=0., bias_decay_mult=0.)
+    assert ow.clip_grad == dict(type='value', clip_value=1.0)
+    warm, cos = cfg.param_scheduler
+    assert (warm.end, cos.begin, cos.end, cfg.train_cfg.max_epochs) == (
+        5, 5, 360, 360)
+    final = cfg.custom_hooks[0]
+    assert final.final == 'pareto' and final.final_args.step == 10e6
+    assert final.final_args.flops_range == (200e6, 1200e6)
 
 
 @pytest.mark.parametrize('row', sorted(TAB1))
