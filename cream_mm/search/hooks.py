@@ -222,10 +222,12 @@ class SearchDigestHook(Hook):
         if not self.every_n_train_iters(runner, self.interval):
             return
         model = CreamSearchHook._model(runner)
-        ce = (outputs or {}).get('ce')
+        outputs = outputs or {}
+        ce = outputs.get('ce', outputs.get('loss_max'))  # sandwich: max CE
+        board = model.board_table() if hasattr(model, 'board_table') else []
         row = dict(iter=runner.iter + 1, **model.last_step,
                    board=[[r['arch'], r['flops'], r['score']]
-                          for r in model.board_table()],
+                          for r in board],
                    ce_local=float(ce) if ce is not None else None,
                    digest=search_state_digest(model, runner.optim_wrapper))
         with open(self._file(runner), 'a') as f:

@@ -149,15 +149,17 @@ def search_state_digest(model: nn.Module, optim_wrapper=None
     and, given the optimiser wrapper(s), ``optim`` -- equal digests on two
     ranks (or two runs) mean bit-identical state."""
     net = [model.backbone, model.head]
+    board = getattr(model, 'board', None)  # Cream only
+    meta = getattr(model, 'meta_net', None)
     out = dict(
         supernet=tensor_digest(p for m in net for p in m.parameters()),
         bn=tensor_digest(b for m in net for b in m.buffers()),
-        board=tensor_digest(model.board.buffers()),
-        meta=tensor_digest(model.meta_net.parameters()
-                           if model.meta_net is not None else []),
+        board=tensor_digest(board.buffers() if board is not None else []),
+        meta=tensor_digest(meta.parameters() if meta is not None else []),
         sampler=tensor_digest([model.sampler.generator.get_state()]),
-        counters=tensor_digest([model.iter, model.distill_steps,
-                                model.meta_steps, model.acc_stats]))
+        counters=tensor_digest([getattr(model, n) for n in (
+            'iter', 'distill_steps', 'meta_steps', 'acc_stats')
+            if hasattr(model, n)]))
     if optim_wrapper is not None:
         out['optim'] = tensor_digest(_state_tensors(
             optim_wrapper.state_dict(), []))
