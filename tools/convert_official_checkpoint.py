@@ -11,6 +11,19 @@ into ``ImageClassifier(backbone=CreamNet, head=CreamClsHead)``; the backbone
 checkpoint holds only ``backbone.*`` keys, for mmdet's
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
 Any key that does not fit is an error listing the keys.
+
+AlphaNet / AttentiveNAS (``--layout alphanet``): the released supernet
+(``alphanet_pretrained.pth.tar``) is sliced to ``--arch`` (required:
+``alphanet-a0`` ... ``alphanet-a6`` or an arch string); a single-subnet
+(static) checkpoint has its arch read off the weights. The classifier loads
+into ``ImageClassifier(backbone=AttentiveNet, head=CreamClsHead)``. Their
+supernet's BN statistics are not those of the subnet: re-calibrate before
+evaluating (AlphaNet does, on 64 training batches).
+
+    python tools/convert_official_checkpoint.py alphanet_pretrained.pth.tar \
+        --layout alphanet --arch alphanet-a0 \
+        --out-cls checkpoints/alphanet-a0_in1k.pth \
+        --out-backbone checkpoints/alphanet-a0_backbone.pth
 """
 import argparse
 import os
@@ -20,6 +33,8 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from cream_mm.models.alphanet_checkpoint import (  # noqa: E402
+    convert_alphanet, load_alphanet_file)
 from cream_mm.models.checkpoint import convert_release  # noqa: E402
 
 
@@ -28,6 +43,11 @@ def parse_args(argv=None):
     p.add_argument('src', help='released .pth.tar (timm-style dict)')
     p.add_argument('--arch', help='arch string or released name; default: '
                    'inferred from the weights')
+    p.add_argument('--layout', default='cream', choices=['cream', 'alphanet'],
+                   help='whose release: Cream (timm keys) or AlphaNet / '
+                   'AttentiveNAS (mobile_inverted_conv keys)')
+    p.add_argument('--resolution', type=int, help='alphanet: input size of '
+                   'an inferred arch that is no released model')
     p.add_argument('--out-cls', help='mmpretrain classifier checkpoint')
     p.add_argument('--out-backbone', help='backbone-only checkpoint')
     args = p.parse_args(argv)
@@ -46,11 +66,27 @@ def _save(state, meta, path):
 
 def main(argv=None):
     args = parse_args(argv)
-    state, arch, info = convert_release(args.src, args.arch)
+    if args.layout == 'alphanet':
+        src, entry = load_alphanet_file(args.src)
+        state, arch, info = convert_alphanet(src, args.arch, path=args.src,
+                                             resolution=args.resolution)
+        info['source_entry'] = entry
+        print(f'AlphaNet {info["layout"]} checkpoint -> arch {info["arch"]}; '
+              f'{info["discarded"]} keys dropped (BN tracking buffers, '
+              'identity-shortcut convs)')
+        if info['layout'] == 'supernet':
+            print('the supernet\'s BN statistics are not the subnet\'s: '
+                  're-calibrate them before evaluating')
+    else:
+        state, arch, info = convert_release(args.src, args.arch)
     print(f'arch {info["arch"]} from "{info["source_entry"]}", '
           f'{info["num_classes"]} classes, all {info["num_keys"]} keys matched')
     meta = dict(arch=info['arch'], source=osp.basename(args.src),
                 source_entry=info['source_entry'])
+    if args.layout == 'alphanet':
+        meta['layout'] = info['layout']
+        if info['layout'] == 'supernet':
+            meta['bn_recalibration'] = 'required'
     if args.out_cls:
         _save(state, meta, args.out_cls)
     if args.out_backbone:
