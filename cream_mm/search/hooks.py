@@ -172,8 +172,8 @@ class CreamSearchHook(Hook):
         else:
             if batches is not None:
                 model.attach_search_val(batches)
-            args = (self.evolution if self.final == 'evolution'
-                    else self.final_args)
+            args = (dict(self.evolution, **self.final_args)
+                    if self.final == 'evolution' else self.final_args)
             rows = run_final(self.final, model, **args)
         best = model.sampler.parse(rows[0]['arch'])
         runner.logger.info(f'final selection ({self.final}): '
