@@ -336,8 +336,11 @@ def test_loss_decreases_and_val_top1():
     assert sum(ces[-8:]) / 8 < 0.5 * sum(ces[:8]) / 8
     model.attach_search_val(batches(2, size=16, seed=5, learnable=True))
     arch = model.sampler.sample()
+    with pytest.raises(RuntimeError, match='attach_calib'):
+        model.val_top1(arch)
+    model.attach_calib(data[:2])
     assert model.val_top1(arch) > 50  # chance: 25
-    model.eval_cfg['bn'] = 'batch'
+    model.recalibrate_bn = False
     assert model.val_top1(arch) > 50
 
 
@@ -347,3 +350,32 @@ def test_rejects_a_plain_supernet():
             type='CreamClsHead', num_classes=4, head_channels=16))
     with pytest.raises(ValueError, match='simplex: unknown'):
         make_model(simplex=dict(pahts=3))
+
+
+def test_tiny_config_trains_searches_and_exports(tmp_path):
+    """tools/train.py on the tiny config: warm-up, alternating steps,
+    NSGA-II, export; the exported weights are the merged ones."""
+    from tools.train import main as train_main
+    n = torch.get_num_threads()
+    try:
+        runner = train_main([
+            'configs/search/tiny_kshot_embedded.py', '--work-dir',
+            str(tmp_path), '--cfg-options', 'train_cfg.max_iters=4',
+            'model.warmup.iters=2', 'train_dataloader.batch_size=16',
+            'model.simplex.paths=4', 'default_hooks.checkpoint.interval=4',
+            'search_val_dataloader.dataset.indices=32',
+            'custom_hooks.0.final_args.population=4',
+            'custom_hooks.0.final_args.generations=1'])
+    finally:
+        torch.set_num_threads(n)
+    model = runner.model
+    assert int(model.iter) == 4 and int(model.simplex_steps) == 2
+    assert not bool(model.backbone.simplex.warmup)
+    out = tmp_path / 'search'
+    arch = (out / 'searched.arch').read_text().strip()
+    inherited = torch.load(out / 'searched_inherited.pth',
+                           weights_only=True)['state_dict']
+    child = model.backbone.export(model.sampler.parse(arch)).state_dict()
+    assert child and all(torch.equal(inherited[f'backbone.{k}'], v)
+                         for k, v in child.items())
+    assert (out / 'nsga2.json').is_file()

@@ -48,22 +48,6 @@ from .runtime import all_reduce_mean, all_reduce_sum, bn_batch_stats, \
 from .samplers import build_sampler
 
 
-class PathClassifier(nn.Module):
-    """A fixed path (exported backbone) + a copy of the head, input resized
-    to the path's resolution (the evaluation network of one subnet)."""
-
-    def __init__(self, backbone: nn.Module, head: nn.Module,
-                 resolution: int | None):
-        super().__init__()
-        self.backbone, self.head, self.resolution = backbone, head, resolution
-
-    def forward(self, x):
-        if self.resolution and x.shape[-1] != self.resolution:
-            x = F.interpolate(x, size=(self.resolution, ) * 2,
-                              mode='bilinear', align_corners=False)
-        return self.head(self.backbone(x))
-
-
 @MODELS.register_module()
 class KShotSearch(SupernetAlgorithm):
     """K-shot supernets + simplex-net, trained by the paper's Alg. 1.
@@ -84,9 +68,12 @@ class KShotSearch(SupernetAlgorithm):
             ``threshold`` (m of Eq. 15 in the l1 width distance; not stated
             in the paper, not checked against public code; None = the
             median pairwise distance of each group).
-        evaluation (dict): ``bn``: ``'recalibrate'`` (default; BN statistics
-            re-estimated on ``calib_batches`` held-out batches before
-            scoring a subnet, as AttentiveNAS/AlphaNet) or ``'batch'``.
+        recalibrate_bn: :meth:`val_top1` exports the subnet (merged
+            weights) and re-estimates its BN statistics on ``calib_batches``
+            training batches first (AttentiveNAS / AlphaNet); otherwise BN
+            uses each held-out batch's statistics.
+        calib_batches: batches for the re-calibration (the search hook
+            attaches them, :meth:`attach_calib`).
         label_smoothing: of the supernet step's CE.
     """
 
@@ -94,7 +81,7 @@ class KShotSearch(SupernetAlgorithm):
                  flops_range: Sequence[float | None] = (None, None),
                  flops_metric: str = 'flops', sampler: dict | None = None,
                  warmup: dict | None = None, simplex: dict | None = None,
-                 evaluation: dict | None = None,
+                 recalibrate_bn: bool = True, calib_batches: int = 4,
                  label_smoothing: float = 0., channels_last: bool = False,
                  data_preprocessor: dict | None = None, init_cfg=None):
         super().__init__(supernet, head, channels_last=channels_last,
@@ -123,11 +110,9 @@ class KShotSearch(SupernetAlgorithm):
             if int(self.simplex_cfg[k]) < 1:
                 raise ValueError(f'simplex.{k}={self.simplex_cfg[k]}: '
                                  'must be >= 1')
-        self.eval_cfg = dict(bn='recalibrate', calib_batches=2)
-        self.eval_cfg.update(evaluation or {})
-        if self.eval_cfg['bn'] not in ('recalibrate', 'batch'):
-            raise ValueError(f"evaluation.bn={self.eval_cfg['bn']!r}: "
-                             "allowed 'recalibrate', 'batch'")
+        self.recalibrate_bn = bool(recalibrate_bn)
+        self.calib_batches = int(calib_batches)
+        self._calib: list | None = None
         self.label_smoothing = float(label_smoothing)
         self.has_channels = self.sampler.encode(
             self.sampler.extreme(True))[1] is not None
@@ -160,6 +145,8 @@ class KShotSearch(SupernetAlgorithm):
         the simplex-net's lambda)."""
         feats = self.backbone(self._resize(x, arch), arch=arch, code=code,
                               detach_shots=detach_shots)
+        if hasattr(self.head, 'set_path'):  # elastic head (AttentiveNAS)
+            self.head.set_path(arch)
         return self.head(feats)
 
     def forward(self, inputs: torch.Tensor, data_samples=None,
@@ -240,7 +227,8 @@ class KShotSearch(SupernetAlgorithm):
                      simplex_ow: OptimWrapper) -> dict:
         """Eq. 8 / Eq. 17: m paths on b/m images each, gradient into the
         simplex-net only; returns the logged values."""
-        m = min(int(self.simplex_cfg['paths']), len(x))
+        # at least 2 images per group (BatchNorm on batch statistics)
+        m = max(1, min(int(self.simplex_cfg['paths']), len(x) // 2))
         archs = self.simplex_paths(m)
         params = [p for p in self.backbone.simplex.parameters()
                   if p.requires_grad]
@@ -394,63 +382,56 @@ class KShotSearch(SupernetAlgorithm):
         raise TypeError(f'optim_wrapper: {type(optim_wrapper).__name__}')
 
     # -------------------------------------------------------- evaluation
-    def subnet(self, arch) -> PathClassifier:
-        """``arch`` as a stand-alone network: the exported backbone (merged
-        weights) + a copy of the head."""
-        net = PathClassifier(self.backbone.export(arch),
-                             copy.deepcopy(self.head),
-                             self.sampler.resolution(arch))
-        net = net.to(self.head.fc.weight.device if hasattr(self.head, 'fc')
-                     else next(self.head.parameters()).device)
-        if self.channels_last:
-            net = net.to(memory_format=torch.channels_last)
-        return net
-
-    def _eval_batch(self, i: int):
-        x, y = self._val_batch(i)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y
+    def attach_calib(self, batches: list) -> None:
+        """Training batches (raw dataloader outputs) for the BN
+        re-calibration of :meth:`val_top1`; the first ``calib_batches``
+        are kept."""
+        self._calib = list(batches)[:max(self.calib_batches, 1)]
+        if not self._calib:
+            raise ValueError('attach_calib: no batches')
 
     @torch.no_grad()
     def val_top1(self, arch) -> float:
-        """Top-1 (%) of ``arch`` on the attached held-out batches (counts
-        summed over ranks), BN re-calibrated first (``evaluation.bn``)."""
-        from ..evaluation.ranking import recalibrate_bn
-        net = self.subnet(arch)
+        """Top-1 (%) of ``arch`` with its merged weights on the attached
+        held-out batches (counts summed over ranks). With ``recalibrate_bn``
+        the subnet is exported (:meth:`KShotSupernet.export`) and its BN
+        statistics re-estimated on the calibration batches (averaged over
+        ranks); otherwise BN uses each batch's statistics."""
+        from ..evaluation.ranking import (_batch, inherited_network,
+                                          recalibrate_bn)
+        counts = torch.zeros(2, dtype=torch.float64)
         n_val = len(self._val_batches or [None])
-        if self.eval_cfg['bn'] == 'recalibrate':
-            calib = [self._eval_batch(i) for i in range(
-                min(int(self.eval_cfg['calib_batches']), n_val))]
-            recalibrate_bn(net, calib)
+        if self.recalibrate_bn:
+            if not self._calib:
+                raise RuntimeError(
+                    'val_top1 with recalibrate_bn=True needs training '
+                    'batches: attach_calib() (the search hook does it) or '
+                    'set recalibrate_bn=False')
+            net = inherited_network(self, arch)
+            recalibrate_bn(net, [_batch(self, b) for b in self._calib])
             all_reduce_mean([t for m in net.modules()
                              if isinstance(m, _BatchNorm)
                              for t in (m.running_mean, m.running_var)])
-            net.eval()
-            ctx = _nullcontext()
-        else:
-            net.eval()
-            ctx = bn_batch_stats(net)
-        counts = torch.zeros(2, dtype=torch.float64)
-        with ctx:
             for i in range(n_val):
-                x, y = self._eval_batch(i)
-                counts[0] += (net(x).argmax(1) == y).sum().item()
-                counts[1] += len(y)
+                xv, yv = self._val_batch(i)
+                xv = xv.float().contiguous(memory_format=torch.channels_last)
+                counts += torch.tensor(
+                    [float((net(xv).argmax(1) == yv).sum()), len(yv)],
+                    dtype=torch.float64)
+        else:
+            with bn_batch_stats(self):
+                for i in range(n_val):
+                    xv, yv = self._val_batch(i)
+                    logits = self.forward_path(xv, arch)
+                    counts += torch.tensor(
+                        [float((logits.argmax(1) == yv).sum()), len(yv)],
+                        dtype=torch.float64)
         all_reduce_sum(counts)
         return float(100. * counts[0] / counts[1])
 
     def board_table(self) -> list[dict]:
         """No board in K-shot NAS (the shared hook's interface)."""
         return []
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -493,4 +474,4 @@ class KShotOptimWrapperConstructor:
         return OptimWrapperDict(**wrappers)
 
 
-__all__ = ['KShotSearch', 'KShotOptimWrapperConstructor', 'PathClassifier']
+__all__ = ['KShotSearch', 'KShotOptimWrapperConstructor']
