@@ -144,6 +144,12 @@ def _rename(state: dict, depths, expands, backbone: dict, head: dict):
     return out_b, out_h, discarded, unknown
 
 
+def _numbering(depths) -> str:
+    starts = [sum(depths[:s]) for s in range(len(depths))]
+    return 'i + ' + '/'.join(str(x) for x in starts) + ' for s = 0..' + str(
+        len(depths) - 1)
+
+
 def _raise_unknown(unknown, path):
     if unknown:
         raise CheckpointMismatchError(
@@ -260,8 +266,14 @@ def _from_supernet(state, arch, num_classes, path):
         state, [max(d) for d in PAPER.stage_depths], PAPER.stage_expands,
         supernet.state_dict(), head.state_dict())
     _raise_unknown(unknown, path)
-    check_state_dict(supernet, b, f'backbone of supernet {path!r}')
-    check_state_dict(head, h, f'head of supernet {path!r}')
+    try:
+        check_state_dict(supernet, b, f'backbone of supernet {path!r}')
+        check_state_dict(head, h, f'head of supernet {path!r}')
+    except CheckpointMismatchError as e:
+        raise CheckpointMismatchError(
+            f'{e}\n  (names are ours: blocks.s.i is AttentiveNAS\'s blocks.N '
+            f'with N = {_numbering([max(d) for d in PAPER.stage_depths])})'
+        ) from e
     supernet.load_state_dict(b, strict=True)
     head.load_state_dict(h, strict=True)
     net, sub_head = supernet.export(arch), head.export(arch)
