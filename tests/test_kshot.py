@@ -352,14 +352,17 @@ def test_rejects_a_plain_supernet():
         make_model(simplex=dict(pahts=3))
 
 
-def test_tiny_config_trains_searches_and_exports(tmp_path):
-    """tools/train.py on the tiny config: warm-up, alternating steps,
-    NSGA-II, export; the exported weights are the merged ones."""
+@pytest.mark.parametrize('config', ['tiny_kshot_embedded.py',
+                                    'tiny_kshot_attentive_embedded.py'])
+def test_tiny_config_trains_searches_and_exports(config, tmp_path):
+    """tools/train.py on the tiny configs (Cream space; AttentiveNAS space
+    with channel search and r_c): warm-up, alternating steps, NSGA-II,
+    export; the exported weights are the merged ones."""
     from tools.train import main as train_main
     n = torch.get_num_threads()
     try:
         runner = train_main([
-            'configs/search/tiny_kshot_embedded.py', '--work-dir',
+            f'configs/search/{config}', '--work-dir',
             str(tmp_path), '--cfg-options', 'train_cfg.max_iters=4',
             'model.warmup.iters=2', 'train_dataloader.batch_size=16',
             'model.simplex.paths=4', 'default_hooks.checkpoint.interval=4',
@@ -379,3 +382,93 @@ def test_tiny_config_trains_searches_and_exports(tmp_path):
     assert child and all(torch.equal(inherited[f'backbone.{k}'], v)
                          for k, v in child.items())
     assert (out / 'nsga2.json').is_file()
+
+
+# ------------------------------------------------ AttentiveNAS space (widths)
+def attentive_cfgs():
+    from mmengine.config import Config
+    cfg = Config.fromfile('configs/_base_/models/attentive_supernet_tiny.py')
+    return cfg.supernet.to_dict(), cfg.head.to_dict()
+
+
+def make_attentive(k=3, seed=0, **kwargs):
+    sup, head = attentive_cfgs()
+    torch.manual_seed(seed)
+    model = KShotSearch(
+        supernet=dict(type='KShotSupernet', supernet=sup, num_shots=k,
+                      simplex=dict(hidden=16)),
+        head=head, sampler=dict(seed=seed),
+        data_preprocessor=dict(type='ClsDataPreprocessor', mean=[128.] * 3,
+                               std=[64.] * 3), **kwargs)
+    model.init_weights()
+    return model
+
+
+def test_attentive_merged_forward_and_export_are_exact():
+    model = make_attentive(k=3)
+    net = model.backbone
+    net.simplex.warmup.fill_(False)
+    randomise(net.simplex)
+    arch = model.sampler.sample()
+    code = net.code(arch)
+    assert net.encoder.encode(arch)[1] is not None  # channel encoding
+    assert net.simplex.channel_branch is not None
+    plain = copy.deepcopy(net.supernet)
+    with torch.no_grad():
+        for n in net.shot_names:
+            mod, _, attr = n.rpartition('.')
+            owner = plain.get_submodule(mod)
+            owner._parameters[attr] = torch.nn.Parameter(
+                merge_shots(code, net.supernet.get_parameter(n)))
+    net.eval(), plain.eval()
+    size = model.sampler.resolution(arch)
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        out = net(x, arch)[-1]
+        assert torch.equal(out, plain(x, arch)[-1])
+        child = net.export(arch).eval()
+        assert torch.equal(child(x)[-1], out)
+
+
+def test_attentive_width_variants_and_channel_regulariser():
+    """Simplex paths come in groups of one architecture with different
+    widths, so r_c (Eq. 15-16) has pairs; the simplex step uses it."""
+    model = make_attentive(k=3, simplex=dict(paths=8, widths_per_arch=4))
+    model.backbone.simplex.warmup.fill_(False)
+    randomise(model.backbone.simplex)
+    assert model.channel_genes()
+    archs = model.simplex_paths(8)
+    enc = [model.sampler.encode(a) for a in archs]
+    for g in (0, 4):
+        group = enc[g:g + 4]
+        assert all(torch.equal(a, group[0][0]) for a, _ in group)
+        assert len({tuple(c.tolist()) for _, c in group}) == 4
+    reg = model.channel_reg(archs)
+    assert reg.requires_grad and reg.item() > 0
+    # r_c is the mean over groups of channel_regulariser, median threshold
+    terms = []
+    for g in (0, 4):
+        codes = torch.stack([model.backbone.code(a) for a in archs[g:g + 4]])
+        widths = torch.stack([c for _, c in enc[g:g + 4]])
+        d = torch.cdist(widths.double(), widths.double(), p=1)
+        thr = float(d[~torch.eye(4, dtype=torch.bool)].median())
+        terms.append(channel_regulariser(codes, widths, thr, 0.3))
+    assert reg.item() == pytest.approx(float(sum(terms)) / 2, rel=1e-6)
+    ow = make_optim(model)
+    simplex = _params(model.backbone.simplex)
+    data = model.data_preprocessor(batches(1, size=16)[0], True)
+    y = torch.cat([s.gt_label for s in data['data_samples']])
+    log = model.simplex_step(data['inputs'], y, ow['simplex'])
+    assert log['r_c'] > 0
+    assert 'channel_branch.0.weight' in _changed(simplex,
+                                                 model.backbone.simplex)
+
+
+def test_attentive_train_steps():
+    model = make_attentive(k=2, warmup=dict(iters=1),
+                           simplex=dict(paths=4, widths_per_arch=2))
+    ow = make_optim(model)
+    for data in batches(3, size=8):
+        log = model.train_step(data, ow)
+        assert torch.isfinite(log['loss'])
+    assert int(model.simplex_steps) == 2

@@ -95,3 +95,11 @@ def test_pymoo_import_downloads_and_compiles_nothing():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == 'ok'
     assert 'compiled' not in out.stderr.lower()
+
+
+def test_flops_range_override():
+    model = Synthetic((None, None))
+    rows = NSGA2Search(model, population=8, generations=2, parents=4,
+                       flops_range=RANGE).run()
+    assert all(RANGE[0] <= r['flops'] <= RANGE[1] for r in rows)
+    assert model.sampler.flops_range == (0., float('inf'))

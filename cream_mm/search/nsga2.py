@@ -80,13 +80,15 @@ class NSGA2Search:
         crossover_prob, crossover_eta, mutation_eta: SBX / PM settings.
         seed: seeds the first generation and pymoo.
         cost_scale: costs are divided by this in pymoo (1e6: MFLOPs).
+        flops_range: the constraint (default: the sampler's range).
     """
 
     def __init__(self, model, population: int = 50, generations: int = 20,
                  parents: int = 20, offspring: int | None = None,
                  crossover_prob: float = 0.9, crossover_eta: float = 15.,
                  mutation_eta: float = 20., seed: int = 0,
-                 cost_scale: float = 1e6, max_tries: int = 100000):
+                 cost_scale: float = 1e6, max_tries: int = 100000,
+                 flops_range=None):
         for name, v in dict(population=population, generations=generations,
                             parents=parents).items():
             if int(v) < 1:
@@ -94,6 +96,8 @@ class NSGA2Search:
         if offspring is not None and int(offspring) < 1:
             raise ValueError(f'nsga2 offspring={offspring}: must be >= 1')
         self.model, self.sampler = model, model.sampler
+        if flops_range is not None:  # a copy: the search's own is intact
+            self.sampler = model.sampler.reseeded(seed, flops_range)
         self.population, self.generations = int(population), int(generations)
         self.parents = int(parents)
         self.offspring = int(offspring) if offspring else self.population
