@@ -472,3 +472,28 @@ def test_attentive_train_steps():
         log = model.train_step(data, ow)
         assert torch.isfinite(log['loss'])
     assert int(model.simplex_steps) == 2
+
+
+@pytest.mark.parametrize('config', ['kshot_paper_in1k.py',
+                                    'kshot_paper_attentive_in1k.py'])
+def test_paper_configs(config):
+    from mmengine.config import Config
+    cfg = Config.fromfile(f'configs/search/{config}')
+    m = cfg.model
+    assert m.type == 'KShotSearch' and m.supernet.num_shots == 8
+    assert m.warmup == dict(epochs=5)
+    assert (m.simplex.paths, m.simplex.temperature, m.simplex.reg_weight) \
+        == (16, 0.3, 1.)
+    opt = cfg.optim_wrapper.supernet.optimizer
+    assert (opt.type, opt.lr, opt.momentum, opt.nesterov) == ('SGD', 0.12,
+                                                             0.9, True)
+    assert cfg.param_scheduler.supernet[0].type == 'CosineAnnealingLR'
+    assert cfg.train_cfg.max_epochs == 120
+    assert cfg.train_dataloader.batch_size * 8 == 1024
+    final = cfg.custom_hooks[0]
+    assert final.final == 'nsga2'
+    assert (final.final_args.population, final.final_args.generations,
+            final.final_args.parents) == (50, 20, 20)
+    if 'attentive' in config:
+        assert m.supernet.supernet.type == 'AttentiveSupernet'
+        assert m.simplex.widths_per_arch == 4
