@@ -47,7 +47,12 @@ def load_search_model(config, checkpoint: str | None = None,
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    model = MODELS.build(cfg.model)
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        # as mmengine's Runner does: the config's top-level preprocessor
+        # (input normalisation) is the model's unless it sets its own
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     if checkpoint:
         ckpt = safe_load(checkpoint, map_location='cpu')
         state = ckpt.get('state_dict', ckpt)
@@ -141,6 +146,17 @@ def scratch_network(model, arch: Arch, seed: int) -> PathClassifier:
 
 
 # ------------------------------------------------------------- evaluation
+def _norm_key(model) -> str:
+    """The input normalisation of the model's preprocessor (part of the
+    stand-alone cache key: results without it are not comparable)."""
+    pre = model.data_preprocessor
+    if not getattr(pre, '_enable_normalize', False):
+        return 'none'
+    return 'mean={} std={}'.format(
+        *(','.join(f'{v:g}' for v in getattr(pre, n).flatten().tolist())
+          for n in ('mean', 'std')))
+
+
 def _batch(model, data, training: bool = False):
     out = model.data_preprocessor(data, training)
     labels = torch.cat([s.gt_label for s in out['data_samples']])
@@ -343,7 +359,8 @@ def rank_correlation(config, checkpoint: str, out_dir, num_paths: int = 8,
     settings = dict(train_iters=train_iters, lr=lr, seed=seed,
                     val_images=val_images, val_split=val_split or '',
                     dataset=str(cfg.train_dataloader.dataset.get('name', '')),
-                    batch=int(cfg.train_dataloader.batch_size))
+                    batch=int(cfg.train_dataloader.batch_size),
+                    norm=_norm_key(model))
     cache: dict = {}
     if standalone_cache and Path(standalone_cache).is_file():
         cache = json.loads(Path(standalone_cache).read_text())
