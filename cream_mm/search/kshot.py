@@ -267,7 +267,7 @@ class KShotSearch(SupernetAlgorithm):
         simplex_ow.step()
         simplex_ow.zero_grad()
         self.simplex_steps += 1
-        return dict(simplex_ce=ce_sum, r_c=float(reg))
+        return dict(simplex_ce=ce_sum, r_c=float(reg.detach()))
 
     def channel_reg(self, archs: Sequence) -> torch.Tensor:
         """Mean r_c (Eq. 15-16) over the groups of paths that share an
