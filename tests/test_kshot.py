@@ -382,6 +382,15 @@ def test_tiny_config_trains_searches_and_exports(config, tmp_path):
     assert child and all(torch.equal(inherited[f'backbone.{k}'], v)
                          for k, v in child.items())
     assert (out / 'nsga2.json').is_file()
+    if config == 'tiny_kshot_embedded.py':  # the shared Kendall-tau tool
+        from cream_mm.evaluation.ranking import rank_correlation
+        res = rank_correlation(f'configs/search/{config}',
+                               str(tmp_path / 'iter_4.pth'),
+                               tmp_path / 'rank', num_paths=3,
+                               train_iters=2, val_images=32, calib_batches=1,
+                               logger=lambda *a: None)
+        assert res['algorithm'] == 'KShotSearch' and len(res['rows']) == 3
+        assert all(0 <= r['supernet_top1'] <= 100 for r in res['rows'])
 
 
 # ------------------------------------------------ AttentiveNAS space (widths)
