@@ -2,10 +2,10 @@
 # AttentiveNAS space (configs/_base_/models/attentive_supernet_tiny.py:
 # elastic widths, depths, kernels, expansions, resolutions 32/48/64) and
 # the embedded data: K=4, the simplex-net's channel branch on the width
-# encoding, simplex steps of m=16 paths drawn as 4 architectures x 4 widths
-# so that the width regulariser r_c (Eq. 15-16; tau=0.3, alpha=1 as the
-# paper; threshold: the median l1 width distance of each group -- the paper
-# gives no value) has positive and negative pairs. lambda = 1/K for the
+# encoding, simplex steps of m=8 paths (8 images each at batch 64) drawn as
+# 2 architectures x 4 widths so that the width regulariser r_c (Eq. 15-16;
+# tau=0.3, alpha=1 as the paper; threshold: the median l1 width distance of
+# each group -- the paper gives no value) has positive and negative pairs. lambda = 1/K for the
 # first 200 of 600 iterations. Final: NSGA-II in [1, 6] MFLOPs, export.
 _base_ = ['./tiny_sandwich_attentive_embedded.py']
 model = dict(
@@ -16,7 +16,7 @@ model = dict(
     head={{_base_.head}},
     flops_range=(None, None),
     warmup=dict(iters=200),
-    simplex=dict(interval=1, paths=16, widths_per_arch=4, reg_weight=1.,
+    simplex=dict(interval=1, paths=8, widths_per_arch=4, reg_weight=1.,
                  temperature=0.3, threshold=None),
     recalibrate_bn=True,
     calib_batches=4,

@@ -3,10 +3,11 @@
 # tiny_cream_embedded.py: K=4 copies of every searched weight merged per
 # path by the simplex-net's code; lambda = 1/K for the first 200 of 600
 # iterations (1/3, the paper: 5 of 120 epochs), then a supernet step (Eq. 9)
-# and a simplex-net step (m=16 paths on 4 images each, Eq. 8) per
-# iteration. Final: NSGA-II through pymoo in [4, 6] MFLOPs (BN
-# re-calibrated on 4 training batches per candidate), export of the winner
-# with its merged weights.
+# and a simplex-net step (Eq. 8) per iteration: m=4 paths on 16 images each
+# (the paper's m=16 would leave 4 images per path at batch 64, too few for
+# BatchNorm's batch statistics). Final: NSGA-II through pymoo in [4, 6]
+# MFLOPs (BN re-calibrated on 4 training batches per candidate), export of
+# the winner with its merged weights.
 _base_ = ['./tiny_cream_embedded.py']
 model = dict(
     _delete_=True,
@@ -21,7 +22,7 @@ model = dict(
     flops_range=(4e6, 6e6),
     flops_metric='flops',
     warmup=dict(iters=200),
-    simplex=dict(interval=1, paths=16),
+    simplex=dict(interval=1, paths=4),
     recalibrate_bn=True,
     calib_batches=4,
     channels_last=True)
