@@ -5,8 +5,9 @@
 # encoding, simplex steps of m=8 paths (8 images each at batch 64) drawn as
 # 2 architectures x 4 widths so that the width regulariser r_c (Eq. 15-16;
 # tau=0.3, alpha=1 as the paper; threshold: the median l1 width distance of
-# each group -- the paper gives no value) has positive and negative pairs. lambda = 1/K for the
-# first 200 of 600 iterations. Final: NSGA-II in [1, 6] MFLOPs, export.
+# each group -- the paper gives no value) has positive and negative pairs.
+# lambda = 1/K for the first 200 of 600 iterations. Final: NSGA-II in
+# [1, 6] MFLOPs, export.
 _base_ = ['./tiny_sandwich_attentive_embedded.py']
 model = dict(
     _delete_=True,
