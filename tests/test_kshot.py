@@ -92,7 +92,8 @@ def test_copies_independent_and_keys_clean():
     w = net.supernet.get_parameter('blocks.1.0.candidates.k3e4.conv_pw.weight')
     assert w.shape == (4, 64, 16, 1, 1)
     assert all((w[0] - w[k]).abs().max() > 0.1 for k in range(1, 4))
-    assert w.std().item() == pytest.approx(math.sqrt(2 / 64), rel=0.15)  # fan_out
+    # kaiming normal, fan_out = 64
+    assert w.std().item() == pytest.approx(math.sqrt(2 / 64), rel=0.15)
     keys = set(net.state_dict())
     assert 'supernet.blocks.1.0.candidates.k3e4.conv_pw.weight' in keys
     assert 'supernet.conv_stem.weight' in keys

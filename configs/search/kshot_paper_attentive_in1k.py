@@ -3,9 +3,10 @@
 # resolutions 192-288; configs/_base_/models/attentive_supernet.py) and
 # ImageNet, with the paper's schedule (_base_/search/kshot_paper.py: K=8,
 # batch 1024, SGD Nesterov 0.9, lr 0.12 cosine, 120 epochs, lambda = 1/K
-# for 5 epochs, m=16). The simplex-net gets its channel branch on the width encoding;
-# simplex steps draw the 16 paths as 4 architectures x 4 widths so that
-# the width regulariser r_c has pairs: tau=0.3 and alpha=1 as the paper;
+# for 5 epochs, m=16). The simplex-net gets its channel branch on the width
+# encoding; simplex steps draw the 16 paths as 4 architectures x 4 widths
+# so that the width regulariser r_c has pairs: tau=0.3 and alpha=1 as the
+# paper;
 # the distance threshold m of Eq. 15 is not stated in the paper and not
 # checked against public code (none exists) -- None uses the median l1
 # width distance of each group. NSGA-II as in kshot_paper_in1k.py.

@@ -86,8 +86,8 @@ def channel_regulariser(codes: torch.Tensor, widths: torch.Tensor,
     encodings c_i. Positives are the ordered pairs (i, k), i != k, with
     ``d(c_i, c_k) = ||c_i - c_k||_1 < threshold`` (the paper's m); for each
 
-        P(c_i | c_k) = exp(l_i.l_k / tau)
-                       / (exp(l_i.l_k / tau) + sum_{j != i, k} exp(l_i.l_j / tau))
+        P(c_i | c_k) = exp(l_i.l_k / tau) / (exp(l_i.l_k / tau)
+                       + sum_{j != i, k} exp(l_i.l_j / tau))
 
     (Eq. 15; the anchor i itself is left out of the sum) and
     ``r_c = mean over positive pairs of -log P(c_i | c_k)`` (Eq. 16). No
