@@ -382,7 +382,9 @@ def test_tiny_config_trains_searches_and_exports(config, tmp_path):
     child = model.backbone.export(model.sampler.parse(arch)).state_dict()
     assert child and all(torch.equal(inherited[f'backbone.{k}'], v)
                          for k, v in child.items())
-    assert (out / 'nsga2.json').is_file()
+    import json
+    saved = json.loads((out / 'nsga2.json').read_text())
+    assert saved['front'] and saved['evaluated']  # the non-dominated set
     if config == 'tiny_kshot_embedded.py':  # the shared Kendall-tau tool
         from cream_mm.evaluation.ranking import rank_correlation
         res = rank_correlation(f'configs/search/{config}',

@@ -47,7 +47,7 @@ def test_seeded_reproducible_and_in_range():
     assert [r['top1'] for r in b] == sorted((r['top1'] for r in b),
                                             reverse=True)
     # the non-dominated set: no row is better in both objectives
-    assert search.pareto and all(r['pareto'] for r in search.pareto)
+    assert search.pareto and all(r['front'] for r in search.pareto)
     for p in search.pareto:
         assert not any(r['top1'] > p['top1'] and r['flops'] < p['flops']
                        for r in b)

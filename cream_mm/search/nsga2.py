@@ -139,7 +139,7 @@ class NSGA2Search:
         return np.asarray(rows, dtype=int)
 
     def run(self) -> list[dict]:
-        """Rows (arch, flops, top1, pareto) of every evaluated in-range
+        """Rows (arch, flops, top1, front) of every evaluated in-range
         path, best top-1 first; ``self.pareto``: the final non-dominated
         set (rows, by cost)."""
         from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -166,10 +166,10 @@ class NSGA2Search:
             if genes.size:
                 front.add(self.sampler.key(
                     self.sampler.from_genome(genes.tolist())))
-        rows = [dict(arch=k, flops=c, top1=t, pareto=k in front)
+        rows = [dict(arch=k, flops=c, top1=t, front=k in front)
                 for k, (t, c) in self.scores.items() if lo <= c <= hi]
         rows.sort(key=lambda r: (-r['top1'], r['flops']))
-        self.pareto = sorted((r for r in rows if r['pareto']),
+        self.pareto = sorted((r for r in rows if r['front']),
                              key=lambda r: r['flops'])
         return rows
 
