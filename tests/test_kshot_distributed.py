@@ -2,14 +2,12 @@
 config): both ranks draw the same paths, average the gradients of both
 steps and the BN statistics, and so hold bit-identical supernets (K
 copies), simplex-nets, samplers and optimisers after every step."""
-import json
-import os
-import subprocess
 import textwrap
 
 import pytest
 import torch
-from conftest import PYTHON, ROOT, TESTS, free_port
+from _dist import dist_train
+from conftest import ROOT
 
 ITERS, WARMUP = 4, 2
 pytestmark = pytest.mark.slow
@@ -34,17 +32,7 @@ def dist_run(tmp_path_factory):
             dict(type='SearchDigestHook', save_final=True)]
         """))
     work_dir = tmp / 'work'
-    env = dict(os.environ, PYTHON=PYTHON, PORT=str(free_port()),
-               PYTHONPATH=TESTS, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir',
-         str(work_dir)], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    rows = []
-    for r in (0, 1):
-        with open(work_dir / 'search' / f'digest_rank{r}.jsonl') as f:
-            rows.append([json.loads(line) for line in f])
+    rows = dist_train(cfg, work_dir, timeout=600)
     return work_dir, rows
 
 

@@ -3,14 +3,12 @@ the tiny sandwich config, alpha-divergence + value clipping): every rank
 draws the same subnets and ends every step with the same supernet
 (parameters, BN buffers), sampler generator and optimiser state, although
 each trained on its own shard of the data."""
-import json
-import os
-import subprocess
 import textwrap
 
 import pytest
 import torch
-from conftest import PYTHON, ROOT, TESTS, free_port
+from _dist import dist_train
+from conftest import ROOT
 
 pytestmark = pytest.mark.slow  # ~40 s: two processes
 ITERS = 4
@@ -31,17 +29,7 @@ def dist_run(tmp_path_factory):
             dict(type='SearchDigestHook', save_final=True)]
         """))
     work_dir = tmp / 'work'
-    env = dict(os.environ, PYTHON=PYTHON, PORT=str(free_port()),
-               PYTHONPATH=TESTS, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir',
-         str(work_dir)], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    rows = []
-    for r in (0, 1):
-        with open(work_dir / 'search' / f'digest_rank{r}.jsonl') as f:
-            rows.append([json.loads(line) for line in f])
+    rows = dist_train(config, work_dir, timeout=300)
     return work_dir, rows
 
 

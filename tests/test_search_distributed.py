@@ -9,14 +9,12 @@ line must be identical across the ranks (but for the rank's own CE, which
 must differ: the ranks really trained on different shards), and the final
 states saved by both ranks must be bit-identical.
 """
-import json
-import os
-import subprocess
 import textwrap
 
 import pytest
 import torch
-from conftest import PYTHON, ROOT, TESTS, free_port
+from _dist import dist_train
+from conftest import ROOT
 
 ITERS, WARMUP, TAU = 6, 2, 2
 
@@ -44,17 +42,7 @@ def _config(tmp_path) -> str:
 def dist_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('search_dist')
     work_dir = tmp / 'work'
-    env = dict(os.environ, PYTHON=PYTHON, PORT=str(free_port()),
-               PYTHONPATH=TESTS, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        ['bash', 'tools/dist_train.sh', _config(tmp), '2', '--work-dir',
-         str(work_dir)], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    rows = []
-    for r in (0, 1):
-        with open(work_dir / 'search' / f'digest_rank{r}.jsonl') as f:
-            rows.append([json.loads(line) for line in f])
+    rows = dist_train(_config(tmp), work_dir, timeout=300)
     return work_dir, rows
 
 

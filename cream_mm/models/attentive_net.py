@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
@@ -26,7 +27,8 @@ from ..registry import register_model
 from .attentive_arch import AttentiveArch, AttentiveSpace, parse_attentive_arch
 from .blocks import (DEFAULT_ACT, DEFAULT_NORM, SE_RATIO, ConvBnAct,
                      DepthwiseSeparable, InvertedResidual)
-from .cream_net import DEFAULT_INIT, CreamStemMixin
+from .cream_net import DEFAULT_INIT
+from .staged_backbone import StagedBackboneMixin
 
 PAPER = AttentiveSpace()
 
@@ -54,7 +56,7 @@ def build_attentive_block(cin, cout, kernel, expand, stride, se, **kwargs):
 
 
 @register_model()
-class AttentiveNet(CreamStemMixin, BaseModule):
+class AttentiveNet(StagedBackboneMixin, BaseModule):
     """A fixed subnet of the AttentiveNAS space (AlphaNet A0-A6 or any
     arch string of :mod:`cream_mm.models.attentive_arch`).
 
@@ -115,30 +117,9 @@ class AttentiveNet(CreamStemMixin, BaseModule):
         self.head_channels = w[-1]
         self._freeze_stages()
 
-    def forward(self, x):
-        x = self.first_conv(x)
-        outs = []
-        for i, stage in enumerate(self.blocks):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+    # forward, freezing, norm_eval, checks: StagedBackboneMixin
+    def stem_modules(self) -> list[nn.Module]:
+        return [self.first_conv]
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.first_conv, *self.blocks[:self.frozen_stages]]
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def _check_indices(self, out_indices, frozen_stages):
-        n = self.num_block_stages
-        for i in out_indices:
-            if i not in range(n):
-                raise ValueError(f'out_indices: {i} is not a stage index; '
-                                 f'allowed 0..{n - 1}')
-        if frozen_stages not in range(-1, n + 1):
-            raise ValueError(f'frozen_stages: {frozen_stages}; allowed '
-                             f'-1..{n}')
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.first_conv(x)

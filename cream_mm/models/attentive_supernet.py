@@ -26,10 +26,11 @@ from .attentive_arch import (AttentiveArch, AttentiveSpace,
                              format_attentive_arch, parse_attentive_arch)
 from .attentive_net import PAPER, AttentiveNet
 from .blocks import DEFAULT_ACT, DEFAULT_NORM
-from .cream_net import DEFAULT_INIT, CreamStemMixin
+from .cream_net import DEFAULT_INIT
 from .dynamic_ops import (DynamicConvBnAct, DynamicDepthwiseSeparable,
                           DynamicInvertedResidual, sliced_conv)
 from .heads import CreamClsHead
+from .staged_backbone import StagedBackboneMixin
 
 
 def slice_to(src: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -56,7 +57,7 @@ def load_sliced(child: nn.Module, state: dict, what: str) -> None:
 
 
 @register_model()
-class AttentiveSupernet(CreamStemMixin, BaseModule):
+class AttentiveSupernet(StagedBackboneMixin, BaseModule):
     """Weight-sliced supernet of an :class:`AttentiveSpace`.
 
     Args:
@@ -76,7 +77,7 @@ class AttentiveSupernet(CreamStemMixin, BaseModule):
         n = sp.num_stages
         self.num_block_stages = n + 1
         out_indices = (n, ) if out_indices is None else out_indices
-        AttentiveNet._check_indices(self, out_indices, frozen_stages)
+        self._check_indices(out_indices, frozen_stages)
         self.out_indices = tuple(out_indices)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
         self.in_channels = in_channels
@@ -185,8 +186,9 @@ class AttentiveSupernet(CreamStemMixin, BaseModule):
         load_sliced(child, self.state_dict(), f'export of {arch}')
         return child
 
-    def _freeze_stages(self):
-        AttentiveNet._freeze_stages(self)
+    def stem_modules(self) -> list[nn.Module]:
+        """What ``frozen_stages=0`` freezes (as :class:`AttentiveNet`)."""
+        return [self.first_conv]
 
 
 @register_model(scopes=('mmpretrain', ))

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..arch import Arch, parse_arch
 from ..registry import register_model
 from .blocks import (DEFAULT_ACT, DEFAULT_NORM, ConvBnAct, DepthwiseSeparable,
                      _conv, build_op)
+from .staged_backbone import StagedBackboneMixin
 
 STEM_CHANNELS = 16
 STAGE_CHANNELS = (24, 40, 80, 96, 192)
@@ -58,9 +59,11 @@ def drop_path_rates(depths: Sequence[int], rate: float) -> list[float]:
     return [rate * i / n for i in range(n)]
 
 
-class CreamStemMixin:
-    """Stem, first DS block and tail shared by CreamNet and the supernet."""
+class CreamStemMixin(StagedBackboneMixin):
+    """Stem, first DS block and tail shared by CreamNet and the supernet
+    (``forward``, freezing, ``norm_eval``: :class:`StagedBackboneMixin`)."""
     conv_bn_pairs = (('conv_stem', 'bn1'), )
+    num_block_stages = NUM_BLOCK_STAGES
 
     def _build_fixed_parts(self, in_channels, norm_cfg, act_cfg, stage_ch):
         self.conv_stem = _conv(in_channels, STEM_CHANNELS, 3, 2)
@@ -72,60 +75,11 @@ class CreamStemMixin:
                          act_cfg=act_cfg)
         return nn.Sequential(ds), nn.Sequential(tail)
 
-    def forward(self, x):
-        x = self.act1(self.bn1(self.conv_stem(x)))
-        outs = []
-        for i, stage in enumerate(self.blocks):
-            x = stage(x)
-            if i in self.out_indices:
-                outs.append(x)
-        return tuple(outs)
+    def stem_modules(self) -> list[nn.Module]:
+        return [self.conv_stem, self.bn1]
 
-    def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.conv_stem, self.bn1]
-        frozen += list(self.blocks[:self.frozen_stages])
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
-    def init_weights(self):
-        """As BaseModule, but a ``Pretrained`` init_cfg loads strictly.
-
-        mmengine's ``PretrainedInit`` loads with ``strict=False`` and only
-        logs what did not fit; here a wrong checkpoint is an error that lists
-        the missing, unexpected and mis-shaped keys.
-        """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            from .checkpoint import load_pretrained, load_strict
-            state = load_pretrained(cfg['checkpoint'], cfg.get('prefix'),
-                                    cfg.get('map_location', 'cpu'))
-            load_strict(self, state,
-                        f"init_cfg checkpoint {cfg['checkpoint']!r}")
-            self._is_init = True
-            return
-        super().init_weights()
-
-    def _check_indices(self, out_indices, frozen_stages):
-        for i in out_indices:
-            if i not in range(NUM_BLOCK_STAGES):
-                raise ValueError(f'out_indices: {i} is not a stage index; '
-                                 f'allowed 0..{NUM_BLOCK_STAGES - 1}')
-        if frozen_stages not in range(-1, NUM_BLOCK_STAGES + 1):
-            raise ValueError(f'frozen_stages: {frozen_stages}; allowed '
-                             f'-1..{NUM_BLOCK_STAGES}')
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv_stem(x)))
 
 
 DEFAULT_INIT = [

@@ -25,6 +25,7 @@ from ..models.attentive_arch import (AttentiveArch, AttentiveSpace,
                                      parse_attentive_arch)
 from ..models.attentive_complexity import attentive_cost
 from ..models.attentive_supernet import AttentiveSupernet
+from .rng_state import GeneratorStateMixin
 from .samplers import register_sampler
 
 METRICS = ('flops', 'macs', 'params')
@@ -39,7 +40,7 @@ def _range(flops_range) -> tuple[float, float]:
     return out
 
 
-class AttentiveSampler(nn.Module):
+class AttentiveSampler(GeneratorStateMixin, nn.Module):
     """Uniform per-gene sampler of an :class:`AttentiveSpace`.
 
     Args:
@@ -179,22 +180,6 @@ class AttentiveSampler(nn.Module):
             new.flops_range = _range(flops_range)
             new._check_feasible()
         return new
-
-    # The generator state is a plain tensor entry ``rng_state`` (as
-    # PathSampler: mmengine broadcasts state-dict values as tensors).
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + 'rng_state'] = self.generator.get_state()
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        key = prefix + 'rng_state'
-        if key in state_dict:
-            self.generator.set_state(
-                state_dict[key].detach().to('cpu', torch.uint8).clone())
-        elif strict:
-            missing_keys.append(key)
 
 
 @register_sampler(AttentiveSupernet)

@@ -43,19 +43,16 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MessageHub
-from mmengine.optim import OptimWrapper, OptimWrapperDict
 import mmpretrain.models  # noqa: F401  (registers ClsDataPreprocessor)
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 from torch.func import functional_call
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..arch import Arch, format_arch
 from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
                              soft_cross_entropy)
 from ..models.matching import MetaMatchingNetwork
-from .base import SupernetAlgorithm
+from .base import (SupernetAlgorithm, WarmupSchedule, running_stats,
+                   sampler_kwargs)
 from .board import PathBoard
 from .flops_table import FlopsTable
 from .runtime import (_mode_modules, all_reduce_mean, all_reduce_sum,
@@ -73,7 +70,7 @@ def _check(name, value, allowed):
 
 
 @MODELS.register_module()
-class CreamSearch(SupernetAlgorithm):
+class CreamSearch(WarmupSchedule, SupernetAlgorithm):
     """Hypernetwork + board + meta network, trained by Alg. 1.
 
     Args:
@@ -121,10 +118,8 @@ class CreamSearch(SupernetAlgorithm):
                          init_cfg)
         self.space = self.backbone.space
         self.table = FlopsTable(self.space, flops_metric, self.num_classes)
-        sampler = dict(sampler or {})
-        sampler.setdefault('seed', torch.initial_seed() % (1 << 62))
         self.sampler = PathSampler(self.space, self.table, flops_range,
-                                   **sampler)
+                                   **sampler_kwargs(sampler))
         self.matching, self.use_board = matching, bool(use_board)
         if matching in ('random', 'meta') and not use_board:
             raise ValueError(f'matching={matching!r} draws teachers from '
@@ -151,8 +146,7 @@ class CreamSearch(SupernetAlgorithm):
                               rescore_interval=0, early_stop=True)
         self.score_cfg.update(scoring or {})
         _check('scoring.on', self.score_cfg['on'], SCORE_ON)
-        self.warmup = dict(iters=0, epochs=0)
-        self.warmup.update(warmup or {})
+        self._init_warmup(warmup)
         self.largest = self.sampler.extreme(largest=True)
         for name in ('iter', 'distill_steps', 'meta_steps', 'val_scored'):
             self.register_buffer(name, torch.zeros((), dtype=torch.long))
@@ -175,13 +169,9 @@ class CreamSearch(SupernetAlgorithm):
         code, res, _, _ = self.board.entry(k)
         return self.space.decode(code, res)
 
-    def _resize(self, x: torch.Tensor, arch: Arch) -> torch.Tensor:
-        if arch.resolution and x.shape[-1] != arch.resolution:
-            x = F.interpolate(x, size=(arch.resolution, ) * 2,
-                              mode='bilinear', align_corners=False)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+    def _input_size(self, arch: Arch) -> int | None:
+        """The path's resolution (:meth:`_resize`: SupernetAlgorithm)."""
+        return arch.resolution
 
     def _units(self, arch: Arch) -> list:
         return self.backbone.path_units(arch, arch.resolution or 0)
@@ -265,27 +255,11 @@ class CreamSearch(SupernetAlgorithm):
                 walk(self._resize(x, archs[members[0]]), 0, members)
         return out
 
-    def forward(self, inputs: torch.Tensor, data_samples=None,
-                mode: str = 'tensor', arch: Arch | str | None = None):
-        """``tensor``: logits of ``arch`` (default: the evaluated path);
-        ``loss``: CE of a sampled path; ``predict``: DataSamples."""
-        if arch is None:
-            arch = self.selected_arch()
-        elif isinstance(arch, str):
-            arch = self.space.decode(*self.space.encode(arch))
-        if mode == 'tensor':
-            return self.forward_path(inputs, arch)
-        if mode == 'loss':
-            logits = self.forward_path(inputs, self.sampler.sample())
-            return dict(loss=F.cross_entropy(logits,
-                                             self._labels(data_samples)))
-        if mode == 'predict':
-            logits = self.aux_logits(inputs, arch)
-            samples = data_samples or [DataSample() for _ in logits]
-            for s, score in zip(samples, logits.softmax(1)):
-                s.set_pred_score(score).set_pred_label(score.argmax())
-            return samples
-        raise ValueError(f'mode={mode!r}: allowed tensor, loss, predict')
+    # forward (SupernetAlgorithm): ``loss`` the CE of a sampled path,
+    # ``predict`` BN on batch statistics (as :meth:`aux_logits`)
+    def parse_arch(self, text: str) -> Arch:
+        """An arch string as the space's path (decoded from its code)."""
+        return self.space.decode(*self.space.encode(text))
 
     def path_parameters(self, arch: Arch) -> dict:
         """Name -> trainable parameter of this model, every weight of a
@@ -298,11 +272,10 @@ class CreamSearch(SupernetAlgorithm):
     def path_bn_buffers(self, arch: Arch) -> list[torch.Tensor]:
         """Running mean / variance of every BatchNorm of a path (supernet
         part and head): what a training forward of the path updates."""
-        mods = [m for _, part in self.backbone.path_modules(arch)
-                for m in part.modules()] + list(self.head.modules())
-        return [t for m in mods if isinstance(m, _BatchNorm)
-                and m.track_running_stats and m.running_mean is not None
-                for t in (m.running_mean, m.running_var)]
+        return running_stats([m for _, part in
+                              self.backbone.path_modules(arch)
+                              for m in part.modules()] +
+                             list(self.head.modules()))
 
     def selected_arch(self) -> Arch:
         """The path evaluated by val/test: ``eval_arch`` if set, else the
@@ -314,16 +287,12 @@ class CreamSearch(SupernetAlgorithm):
         return self.largest
 
     # ------------------------------------------------------ validation data
-    # (attach_search_val, _labels, batch_top1: SupernetAlgorithm)
-    def _val_batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self._val_batches:
-            raise RuntimeError(
-                "scoring.on='val' and the meta update (Eq. 6) need held-out "
-                'data: add CreamSearchHook with a search_val_dataloader or '
-                'call attach_search_val()')
-        data = self.data_preprocessor(
-            self._val_batches[i % len(self._val_batches)], False)
-        return data['inputs'], self._labels(data['data_samples'])
+    # (attach_search_val, _val_batch, _labels, batch_top1:
+    # SupernetAlgorithm)
+    missing_val_data = (
+        "scoring.on='val' and the meta update (Eq. 6) need held-out "
+        'data: add CreamSearchHook with a search_val_dataloader or '
+        'call attach_search_val()')
 
     @torch.no_grad()
     def val_top1(self, arch: Arch) -> float:
@@ -374,19 +343,7 @@ class CreamSearch(SupernetAlgorithm):
         self.val_scored += 1
         return 100. * correct / seen
 
-    # --------------------------------------------------------- schedule
-    def past_warmup(self) -> bool:
-        if int(self.iter) < int(self.warmup['iters']):
-            return False
-        epochs = int(self.warmup['epochs'])
-        if epochs:
-            epoch = MessageHub.get_current_instance().get_info('epoch')
-            if epoch is None:
-                raise RuntimeError('warmup.epochs needs the runner\'s epoch '
-                                   '(EpochBasedTrainLoop); use warmup.iters')
-            return epoch >= epochs
-        return True
-
+    # (past_warmup: WarmupSchedule)
     # ------------------------------------------------------ phase 1: Eq. 4
     def select_teacher(self, x, student_logits, arch: Arch, code, res):
         """Returns ``(teacher arch | None, rho, meta input | None)``."""
@@ -513,16 +470,9 @@ class CreamSearch(SupernetAlgorithm):
         return log
 
     def _wrappers(self, optim_wrapper):
-        if isinstance(optim_wrapper, OptimWrapperDict):
-            if 'supernet' not in optim_wrapper:
-                raise KeyError('optim_wrapper: CreamSearch needs the keys '
-                               "'supernet' and (for meta matching) 'meta'")
-            meta = optim_wrapper['meta'] if 'meta' in optim_wrapper else None
-            sup = optim_wrapper['supernet']
-        elif isinstance(optim_wrapper, OptimWrapper):
-            sup, meta = optim_wrapper, None
-        else:
-            raise TypeError(f'optim_wrapper: {type(optim_wrapper).__name__}')
+        sup, meta = self._supernet_wrappers(
+            optim_wrapper, 'meta', "optim_wrapper: CreamSearch needs the keys "
+            "'supernet' and (for meta matching) 'meta'")
         if self.matching == 'meta' and meta is None:
             raise KeyError("matching='meta' needs an OptimWrapperDict with "
                            "a 'meta' wrapper (CreamOptimWrapperConstructor)")

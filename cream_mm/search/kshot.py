@@ -31,25 +31,23 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import MessageHub
 from mmengine.model import is_model_wrapper
 from mmengine.optim import (DefaultOptimWrapperConstructor, OptimWrapper,
                             OptimWrapperDict)
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.kshot import KShotSupernet
 from ..models.simplex_net import channel_regulariser
-from .base import SupernetAlgorithm
-from .runtime import all_reduce_mean, all_reduce_sum, bn_batch_stats, \
-    distributed
+from .base import (BNRecalibratedScoring, SupernetAlgorithm,
+                   WarmupSchedule, sampler_kwargs)
+from .runtime import all_reduce_mean, bn_batch_stats, distributed
 from .samplers import build_sampler
 
 
 @MODELS.register_module()
-class KShotSearch(SupernetAlgorithm):
+class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
     """K-shot supernets + simplex-net, trained by the paper's Alg. 1.
 
     Args:
@@ -91,13 +89,10 @@ class KShotSearch(SupernetAlgorithm):
             raise TypeError(f'supernet: type {type(self.backbone).__name__};'
                             " KShotSearch needs type='KShotSupernet' "
                             "(wrapping the space's supernet)")
-        sampler = dict(sampler or {})
-        sampler.setdefault('seed', torch.initial_seed() % (1 << 62))
         self.sampler = build_sampler(self.backbone.supernet,
                                      self.num_classes, flops_range,
-                                     flops_metric, **sampler)
-        self.warmup = dict(iters=0, epochs=0)
-        self.warmup.update(warmup or {})
+                                     flops_metric, **sampler_kwargs(sampler))
+        self._init_warmup(warmup)
         self.simplex_cfg = dict(interval=1, paths=16, widths_per_arch=4,
                                 reg_weight=1., temperature=0.3,
                                 threshold=None)
@@ -110,9 +105,7 @@ class KShotSearch(SupernetAlgorithm):
             if int(self.simplex_cfg[k]) < 1:
                 raise ValueError(f'simplex.{k}={self.simplex_cfg[k]}: '
                                  'must be >= 1')
-        self.recalibrate_bn = bool(recalibrate_bn)
-        self.calib_batches = int(calib_batches)
-        self._calib: list | None = None
+        self._init_calib(recalibrate_bn, calib_batches)
         self.label_smoothing = float(label_smoothing)
         self.has_channels = self.sampler.encode(
             self.sampler.extreme(True))[1] is not None
@@ -130,15 +123,6 @@ class KShotSearch(SupernetAlgorithm):
     def space(self):
         return self.backbone.space
 
-    def _resize(self, x: torch.Tensor, arch) -> torch.Tensor:
-        size = self.sampler.resolution(arch)
-        if size and x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, ) * 2, mode='bilinear',
-                              align_corners=False)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
     def forward_path(self, x: torch.Tensor, arch, code=None,
                      detach_shots: bool = False) -> torch.Tensor:
         """Logits of ``arch`` with weights merged by ``code`` (default:
@@ -149,42 +133,12 @@ class KShotSearch(SupernetAlgorithm):
             self.head.set_path(arch)
         return self.head(feats)
 
-    def forward(self, inputs: torch.Tensor, data_samples=None,
-                mode: str = 'tensor', arch=None):
-        """``tensor``: logits of ``arch`` (default ``eval_arch`` or the
-        largest path); ``loss``: CE of a sampled path; ``predict``."""
-        if arch is None:
-            arch = self.eval_arch if self.eval_arch is not None \
-                else self.largest
-        elif isinstance(arch, str):
-            arch = self.sampler.parse(arch)
-        if mode == 'tensor':
+    # (forward's modes: SupernetAlgorithm; loss: CE of a sampled path)
+    def predict_logits(self, inputs: torch.Tensor, arch) -> torch.Tensor:
+        """``mode='predict'``: no-grad logits of the merged weights, BN on
+        its running statistics (eval mode)."""
+        with torch.no_grad():
             return self.forward_path(inputs, arch)
-        if mode == 'loss':
-            logits = self.forward_path(inputs, self.sampler.sample())
-            return dict(loss=F.cross_entropy(logits,
-                                             self._labels(data_samples)))
-        if mode == 'predict':
-            with torch.no_grad():
-                logits = self.forward_path(inputs, arch)
-            samples = data_samples or [DataSample() for _ in logits]
-            for s, score in zip(samples, logits.softmax(1)):
-                s.set_pred_score(score).set_pred_label(score.argmax())
-            return samples
-        raise ValueError(f'mode={mode!r}: allowed tensor, loss, predict')
-
-    # --------------------------------------------------------- schedule
-    def past_warmup(self) -> bool:
-        if int(self.iter) < int(self.warmup['iters']):
-            return False
-        epochs = int(self.warmup['epochs'])
-        if epochs:
-            epoch = MessageHub.get_current_instance().get_info('epoch')
-            if epoch is None:
-                raise RuntimeError("warmup.epochs needs the runner's epoch "
-                                   '(EpochBasedTrainLoop); use warmup.iters')
-            return epoch >= epochs
-        return True
 
     # ------------------------------------------------------------- steps
     def train_step(self, data, optim_wrapper):
@@ -363,72 +317,15 @@ class KShotSearch(SupernetAlgorithm):
         return [p for p in list(self.backbone.supernet.parameters()) +
                 list(self.head.parameters()) if p.requires_grad]
 
-    def bn_buffers(self) -> list[torch.Tensor]:
-        mods = list(self.backbone.modules()) + list(self.head.modules())
-        return [t for m in mods if isinstance(m, _BatchNorm)
-                and m.track_running_stats and m.running_mean is not None
-                for t in (m.running_mean, m.running_var)]
-
+    # (bn_buffers: SupernetAlgorithm)
     def _wrappers(self, optim_wrapper):
-        if isinstance(optim_wrapper, OptimWrapperDict):
-            if 'supernet' not in optim_wrapper:
-                raise KeyError("optim_wrapper: KShotSearch needs the keys "
-                               "'supernet' and 'simplex'")
-            simplex = (optim_wrapper['simplex'] if 'simplex' in optim_wrapper
-                       else None)
-            return optim_wrapper['supernet'], simplex
-        if isinstance(optim_wrapper, OptimWrapper):
-            return optim_wrapper, None
-        raise TypeError(f'optim_wrapper: {type(optim_wrapper).__name__}')
+        return self._supernet_wrappers(
+            optim_wrapper, 'simplex', "optim_wrapper: KShotSearch needs the "
+            "keys 'supernet' and 'simplex'")
 
     # -------------------------------------------------------- evaluation
-    def attach_calib(self, batches: list) -> None:
-        """Training batches (raw dataloader outputs) for the BN
-        re-calibration of :meth:`val_top1`; the first ``calib_batches``
-        are kept."""
-        self._calib = list(batches)[:max(self.calib_batches, 1)]
-        if not self._calib:
-            raise ValueError('attach_calib: no batches')
-
-    @torch.no_grad()
-    def val_top1(self, arch) -> float:
-        """Top-1 (%) of ``arch`` with its merged weights on the attached
-        held-out batches (counts summed over ranks). With ``recalibrate_bn``
-        the subnet is exported (:meth:`KShotSupernet.export`) and its BN
-        statistics re-estimated on the calibration batches (averaged over
-        ranks); otherwise BN uses each batch's statistics."""
-        from ..evaluation.ranking import (_batch, inherited_network,
-                                          recalibrate_bn)
-        counts = torch.zeros(2, dtype=torch.float64)
-        n_val = len(self._val_batches or [None])
-        if self.recalibrate_bn:
-            if not self._calib:
-                raise RuntimeError(
-                    'val_top1 with recalibrate_bn=True needs training '
-                    'batches: attach_calib() (the search hook does it) or '
-                    'set recalibrate_bn=False')
-            net = inherited_network(self, arch)
-            recalibrate_bn(net, [_batch(self, b) for b in self._calib])
-            all_reduce_mean([t for m in net.modules()
-                             if isinstance(m, _BatchNorm)
-                             for t in (m.running_mean, m.running_var)])
-            for i in range(n_val):
-                xv, yv = self._val_batch(i)
-                xv = xv.float().contiguous(memory_format=torch.channels_last)
-                counts += torch.tensor(
-                    [float((net(xv).argmax(1) == yv).sum()), len(yv)],
-                    dtype=torch.float64)
-        else:
-            with bn_batch_stats(self):
-                for i in range(n_val):
-                    xv, yv = self._val_batch(i)
-                    logits = self.forward_path(xv, arch)
-                    counts += torch.tensor(
-                        [float((logits.argmax(1) == yv).sum()), len(yv)],
-                        dtype=torch.float64)
-        all_reduce_sum(counts)
-        return float(100. * counts[0] / counts[1])
-
+    # (attach_calib, val_top1: BNRecalibratedScoring; the exported subnet
+    # carries the merged weights, :meth:`KShotSupernet.export`)
     def board_table(self) -> list[dict]:
         """No board in K-shot NAS (the shared hook's interface)."""
         return []

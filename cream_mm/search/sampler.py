@@ -28,6 +28,7 @@ from ..arch import (MBCONV_OPS, SKIP, Arch, ArchError, format_arch,
                     parse_arch)
 from ..models.supernet import SearchSpace
 from .flops_table import FlopsTable
+from .rng_state import GeneratorStateMixin
 
 #: the release's prior over (k3e4, k3e6, k5e4, k5e6, k7e4, k7e6), no skip
 RELEASE_OP_PRIOR = (0.05, 0.2, 0.05, 0.5, 0.05, 0.15)
@@ -37,7 +38,7 @@ def _fmt(v: float) -> str:
     return f'{v / 1e6:.2f}M'
 
 
-class PathSampler(nn.Module):
+class PathSampler(GeneratorStateMixin, nn.Module):
     """Draws paths of a space with ``flops_range[0] <= cost <= [1]``.
 
     Args:
@@ -342,25 +343,17 @@ class PathSampler(nn.Module):
                 torch.tensor(r), len(self.table.resolutions)).float())
         return torch.cat(parts), None
 
-    # The generator state is saved as a plain tensor entry ``rng_state``
-    # (not ``_extra_state``: mmengine broadcasts every ``state_dict`` value
-    # with ``dist.broadcast`` after ``init_weights``, which needs tensors).
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + 'rng_state'] = self.generator.get_state()
-
+    # The generator is saved as ``rng_state`` (GeneratorStateMixin); a
+    # legacy ``_extra_state`` dict is still read, unknown keys reported.
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs):
-        key = prefix + 'rng_state'
         legacy = state_dict.get(prefix + '_extra_state')
-        if key in state_dict:
-            self.generator.set_state(
-                state_dict[key].detach().to('cpu', torch.uint8).clone())
-        elif isinstance(legacy, dict) and 'generator' in legacy:
-            self.generator.set_state(legacy['generator'])
-        elif strict:
-            missing_keys.append(key)
+        if not self._load_rng_state(state_dict, prefix):
+            if isinstance(legacy, dict) and 'generator' in legacy:
+                self.generator.set_state(legacy['generator'])
+            elif strict:
+                missing_keys.append(prefix + 'rng_state')
         # parent class: nothing else to load (no parameters or buffers)
         for k in list(state_dict):
             if k.startswith(prefix) and k[len(prefix):] in (

@@ -35,13 +35,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.losses import soft_cross_entropy
-from .base import SupernetAlgorithm
-from .runtime import all_reduce_mean, all_reduce_sum, bn_batch_stats, \
-    distributed
+from .base import BNRecalibratedScoring, SupernetAlgorithm, sampler_kwargs
+from .runtime import all_reduce_mean, distributed
 from .samplers import build_sampler
 
 
@@ -61,7 +58,7 @@ class SoftCrossEntropyKD(nn.Module):
 
 
 @MODELS.register_module()
-class SandwichSearch(SupernetAlgorithm):
+class SandwichSearch(BNRecalibratedScoring, SupernetAlgorithm):
     """Supernet + sampler trained by the sandwich rule (see module doc).
 
     Args:
@@ -112,10 +109,9 @@ class SandwichSearch(SupernetAlgorithm):
                              'in [0, 1)')
         self.num_random = int(num_random)
         self.label_smoothing = float(label_smoothing)
-        sampler = dict(sampler or {})
-        sampler.setdefault('seed', torch.initial_seed() % (1 << 62))
         self.sampler = build_sampler(self.backbone, self.num_classes,
-                                     flops_range, flops_metric, **sampler)
+                                     flops_range, flops_metric,
+                                     **sampler_kwargs(sampler))
         self.kd_loss = MODELS.build(kd_loss or dict(type='SoftCrossEntropyKD'))
         self.dropouts = [m for part in (self.backbone, self.head)
                          for m in part.modules() if isinstance(m, nn.Dropout)]
@@ -134,9 +130,7 @@ class SandwichSearch(SupernetAlgorithm):
                              f'{type(self.backbone).__name__} has no '
                              'set_drop_path(rate)')
         self.max_path_drop_connect = max_path_drop_connect
-        self.recalibrate_bn = bool(recalibrate_bn)
-        self.calib_batches = int(calib_batches)
-        self._calib: list | None = None
+        self._init_calib(recalibrate_bn, calib_batches)
         self.largest = self.sampler.extreme(largest=True)
         self.smallest = self.sampler.extreme(largest=False)
         self.register_buffer('iter', torch.zeros((), dtype=torch.long))
@@ -146,12 +140,7 @@ class SandwichSearch(SupernetAlgorithm):
     # ------------------------------------------------------------- paths
     def forward_path(self, x: torch.Tensor, arch) -> torch.Tensor:
         """Logits of ``arch`` (input resized to its resolution)."""
-        size = self.sampler.resolution(arch)
-        if size and x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, ) * 2, mode='bilinear',
-                              align_corners=False)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._resize(x, arch)
         self.backbone.set_path(arch)
         if hasattr(self.head, 'set_path'):  # elastic head (AttentiveNAS)
             self.head.set_path(arch)
@@ -226,7 +215,7 @@ class SandwichSearch(SupernetAlgorithm):
         losses = self.sandwich_losses(x, y, paths, backward)
         if distributed():  # same subnets on every rank: average the rest
             all_reduce_mean([p.grad for p in self.parameters()])
-            all_reduce_mean(self._bn_buffers())
+            all_reduce_mean(self.bn_buffers())
         if ow.should_update():
             ow.step()  # clip_grad (if configured) once, then the update
             ow.zero_grad()
@@ -235,12 +224,6 @@ class SandwichSearch(SupernetAlgorithm):
         log = {f'loss_{k}': v for k, v in losses.items()}
         log['loss'] = sum(losses.values())
         return log
-
-    def _bn_buffers(self) -> list[torch.Tensor]:
-        return [t for part in (self.backbone, self.head)
-                for m in part.modules() if isinstance(m, _BatchNorm)
-                and m.track_running_stats and m.running_mean is not None
-                for t in (m.running_mean, m.running_var)]
 
     @staticmethod
     def _wrapper(optim_wrapper) -> OptimWrapper:
@@ -252,81 +235,18 @@ class SandwichSearch(SupernetAlgorithm):
         return optim_wrapper
 
     # ---------------------------------------------------------- inference
-    def selected_arch(self):
-        """The subnet of val / test: ``eval_arch`` if set, else the
-        largest."""
-        return self.eval_arch if self.eval_arch is not None else self.largest
-
-    def forward(self, inputs: torch.Tensor, data_samples=None,
-                mode: str = 'tensor', arch=None):
-        """``tensor``: logits of ``arch`` (default :meth:`selected_arch`;
-        a key string is parsed); ``predict``: DataSamples (BN on batch
-        statistics); ``loss``: the largest subnet's label-smoothed CE."""
-        if arch is None:
-            arch = self.selected_arch()
-        elif isinstance(arch, str):
-            arch = self.sampler.parse(arch)
-        if mode == 'tensor':
-            return self.forward_path(inputs, arch)
-        if mode == 'loss':
-            return dict(loss=F.cross_entropy(
-                self.forward_path(inputs, self.largest),
-                self._labels(data_samples),
-                label_smoothing=self.label_smoothing))
-        if mode == 'predict':
-            with torch.no_grad(), bn_batch_stats(self):
-                logits = self.forward_path(inputs, arch)
-            samples = data_samples or [DataSample() for _ in logits]
-            for s, score in zip(samples, logits.softmax(1)):
-                s.set_pred_score(score).set_pred_label(score.argmax())
-            return samples
-        raise ValueError(f'mode={mode!r}: allowed tensor, loss, predict')
+    # (forward, selected_arch: SupernetAlgorithm; predict: BN on batch
+    # statistics)
+    def forward_loss(self, inputs: torch.Tensor, data_samples) -> dict:
+        """``mode='loss'``: the largest subnet's label-smoothed CE."""
+        return dict(loss=F.cross_entropy(
+            self.forward_path(inputs, self.largest),
+            self._labels(data_samples),
+            label_smoothing=self.label_smoothing))
 
     # ------------------------------------------------------------ scoring
-    def attach_calib(self, batches: list) -> None:
-        """Training batches (raw dataloader outputs) for the BN
-        re-calibration of :meth:`val_top1`; the first ``calib_batches``
-        are kept."""
-        self._calib = list(batches)[:max(self.calib_batches, 1)]
-        if not self._calib:
-            raise ValueError('attach_calib: no batches')
-
-    @torch.no_grad()
-    def val_top1(self, arch) -> float:
-        """Top-1 (%) of a subnet on the attached held-out batches (summed
-        over ranks). With ``recalibrate_bn`` the subnet is exported with the
-        supernet's weights and its BN statistics are re-estimated on the
-        calibration batches (averaged over ranks); otherwise BN uses each
-        batch's statistics."""
-        from ..evaluation.ranking import (_batch, inherited_network,
-                                          recalibrate_bn)
-        counts = torch.zeros(2, dtype=torch.float64)
-        if self.recalibrate_bn:
-            if not self._calib:
-                raise RuntimeError(
-                    'val_top1 with recalibrate_bn=True needs training '
-                    'batches: attach_calib() (the search hook does it) or '
-                    'set recalibrate_bn=False')
-            net = inherited_network(self, arch)
-            recalibrate_bn(net, [_batch(self, b) for b in self._calib])
-            all_reduce_mean([t for m in net.modules()
-                             if isinstance(m, _BatchNorm)
-                             for t in (m.running_mean, m.running_var)])
-            for i in range(len(self._val_batches or [None])):
-                xv, yv = self._val_batch(i)
-                xv = xv.float().contiguous(memory_format=torch.channels_last)
-                counts += torch.tensor([float((net(xv).argmax(1) == yv).sum()),
-                                        len(yv)], dtype=torch.float64)
-        else:
-            with bn_batch_stats(self):
-                for i in range(len(self._val_batches or [None])):
-                    xv, yv = self._val_batch(i)
-                    logits = self.forward_path(xv, arch)
-                    counts += torch.tensor(
-                        [float((logits.argmax(1) == yv).sum()), len(yv)],
-                        dtype=torch.float64)
-        all_reduce_sum(counts)
-        return float(100. * counts[0] / counts[1])
+    # (attach_calib, val_top1: BNRecalibratedScoring; the exported subnet
+    # carries the supernet's sliced weights)
 
 
 __all__ = ['SandwichSearch', 'SoftCrossEntropyKD']

@@ -1,0 +1,83 @@
+"""What the fixed networks and supernets of both spaces share as OpenMMLab
+backbones: a stem, then ``blocks`` (an ``nn.Sequential`` of stages) whose
+outputs ``out_indices`` pick, ``frozen_stages`` (mmdet's convention: -1
+nothing, 0 the stem, k the stem and ``blocks.0 .. blocks.k-1``),
+``norm_eval`` and a strict ``Pretrained`` init.
+
+A class sets ``num_block_stages`` (``len(blocks)``) and defines
+:meth:`stem_modules` (what ``frozen_stages=0`` freezes) and :meth:`_stem`
+(the stem's forward)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class StagedBackboneMixin:
+    """``forward`` / ``train`` / ``init_weights`` and the ``out_indices`` /
+    ``frozen_stages`` checks of a stem + ``blocks`` backbone (module doc);
+    mixed in before ``BaseModule``."""
+    num_block_stages: int
+
+    def stem_modules(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x):
+        x = self._stem(x)
+        outs = []
+        for i, stage in enumerate(self.blocks):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = self.stem_modules()
+        frozen += list(self.blocks[:self.frozen_stages])
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def init_weights(self):
+        """As BaseModule, but a ``Pretrained`` init_cfg loads strictly.
+
+        mmengine's ``PretrainedInit`` loads with ``strict=False`` and only
+        logs what did not fit; here a wrong checkpoint is an error that lists
+        the missing, unexpected and mis-shaped keys.
+        """
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            from .checkpoint import load_pretrained, load_strict
+            state = load_pretrained(cfg['checkpoint'], cfg.get('prefix'),
+                                    cfg.get('map_location', 'cpu'))
+            load_strict(self, state,
+                        f"init_cfg checkpoint {cfg['checkpoint']!r}")
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def _check_indices(self, out_indices, frozen_stages):
+        n = self.num_block_stages
+        for i in out_indices:
+            if i not in range(n):
+                raise ValueError(f'out_indices: {i} is not a stage index; '
+                                 f'allowed 0..{n - 1}')
+        if frozen_stages not in range(-1, n + 1):
+            raise ValueError(f'frozen_stages: {frozen_stages}; allowed '
+                             f'-1..{n}')
