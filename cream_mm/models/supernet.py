@@ -239,9 +239,6 @@ class CreamSupernet(CreamStemMixin, BaseModule):
         units.append(('tail', self.blocks[-1]))
         return units
 
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act1(self.bn1(self.conv_stem(x)))
-
     def path_modules(self, arch: Arch | str | None = None
                      ) -> Iterator[tuple[str, nn.Module]]:
         """``(child module name, supernet module)`` of every part of a path.
