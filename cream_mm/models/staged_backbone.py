@@ -9,8 +9,6 @@ A class sets ``num_block_stages`` (``len(blocks)``) and defines
 (the stem's forward)."""
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
@@ -19,12 +17,8 @@ class StagedBackboneMixin:
     ``frozen_stages`` checks of a stem + ``blocks`` backbone (module doc);
     mixed in before ``BaseModule``."""
     num_block_stages: int
-
-    def stem_modules(self) -> list[nn.Module]:
-        raise NotImplementedError
-
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    # a class using the mixin defines ``stem_modules() -> list[nn.Module]``
+    # and ``_stem(x) -> Tensor`` (module doc)
 
     def forward(self, x):
         x = self._stem(x)
