@@ -2,7 +2,7 @@
 # MNIST-5k) at 32 px: supernet with up to 2 layers per stage, K=5, tau=20,
 # 512 held-out images of search_val; 600 iterations, minutes on a CPU.
 _base_ = ['../_base_/search/cream_search.py',
-          '../_base_/datasets/embedded_cls.py',
+          '../_base_/search/embedded_search_data.py',
           '../_base_/search/runtime.py']
 img_size = 32
 num_classes = 10
@@ -15,22 +15,6 @@ model = dict(
     scoring=dict(screen=True, screen_sigma=0.5),
     warmup=dict(iters=100),
     channels_last=True)  # NHWC: ~1.8x faster steps on CPU at 32 px
-train_pipeline = [dict(type='Resize', scale=(32, 32)),
-                  dict(type='PackInputs')]
-test_pipeline = train_pipeline
-train_dataloader = dict(batch_size=64, dataset=dict(
-    split='search_train', pipeline=train_pipeline))
-search_val_dataloader = dict(
-    batch_size=128, num_workers=0,
-    dataset=dict(type='EmbeddedClsDataset', name='auto', split='search_val',
-                 indices=512, pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-val_dataloader = None
-val_evaluator = None
-val_cfg = None
-test_dataloader = None
-test_evaluator = None
-test_cfg = None
 optim_wrapper = dict(
     supernet=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9,
                                  weight_decay=4e-5)),

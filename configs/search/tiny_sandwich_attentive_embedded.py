@@ -6,7 +6,7 @@
 # smallest on the adaptive alpha-divergence), gradient value clip 1.0, then
 # the Pareto-front evolution in [1, 6] MFLOPs and the export.
 _base_ = ['../_base_/models/attentive_supernet_tiny.py',
-          '../_base_/datasets/embedded_cls.py',
+          '../_base_/search/embedded_search_data.py',
           '../_base_/search/runtime.py']
 model = dict(
     type='SandwichSearch',
@@ -21,22 +21,6 @@ model = dict(
     calib_batches=4,
     channels_last=True)
 model_wrapper_cfg = dict(type='CreamSearchDDP')
-train_pipeline = [dict(type='Resize', scale=(32, 32)),
-                  dict(type='PackInputs')]
-test_pipeline = train_pipeline
-train_dataloader = dict(batch_size=64, dataset=dict(
-    split='search_train', pipeline=train_pipeline))
-search_val_dataloader = dict(
-    batch_size=128, num_workers=0,
-    dataset=dict(type='EmbeddedClsDataset', name='auto', split='search_val',
-                 indices=512, pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-val_dataloader = None
-val_evaluator = None
-val_cfg = None
-test_dataloader = None
-test_evaluator = None
-test_cfg = None
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, nesterov=True,
                    weight_decay=1e-5),
