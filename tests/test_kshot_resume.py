@@ -5,27 +5,13 @@ weights, simplex-net, BN buffers, sampler generator, both optimisers and
 both schedulers."""
 import torch
 
+from _compare import assert_same
+
 from cream_mm.engine import safe_load
 
 OPTS = ['train_cfg.max_iters=4', 'model.warmup.iters=2',
         'train_dataloader.batch_size=16', 'model.simplex.paths=4',
         'default_hooks.checkpoint.interval=2', 'custom_hooks.0.final=none']
-
-
-def _equal(x, y, where=''):
-    assert type(x) is type(y), where
-    if isinstance(x, dict):
-        assert x.keys() == y.keys(), where
-        for k in x:
-            _equal(x[k], y[k], f'{where}.{k}')
-    elif isinstance(x, (list, tuple)):
-        assert len(x) == len(y), where
-        for i, (u, v) in enumerate(zip(x, y)):
-            _equal(u, v, f'{where}.{i}')
-    elif isinstance(x, torch.Tensor):
-        assert torch.equal(x, y), where
-    else:
-        assert x == y, where
 
 
 def test_resumed_kshot_search_equals_uninterrupted(tmp_path):
@@ -44,6 +30,6 @@ def test_resumed_kshot_search_equals_uninterrupted(tmp_path):
     b = safe_load(str(tmp_path / 'res/iter_4.pth'))
     assert 'sampler.rng_state' in a['state_dict']
     assert any(k.endswith('simplex.warmup') for k in a['state_dict'])
-    _equal(a['state_dict'], b['state_dict'], 'state_dict')
-    _equal(a['optimizer'], b['optimizer'], 'optimizer')
-    _equal(a['param_schedulers'], b['param_schedulers'], 'schedulers')
+    assert_same(a['state_dict'], b['state_dict'], 'state_dict')
+    assert_same(a['optimizer'], b['optimizer'], 'optimizer')
+    assert_same(a['param_schedulers'], b['param_schedulers'], 'schedulers')

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 
+from _compare import assert_same
+
 from cream_mm.models.alpha_divergence import AdaptiveAlphaDivergence
 from cream_mm.models.losses import soft_cross_entropy
 from cream_mm.search import SandwichSearch, SoftCrossEntropyKD
@@ -289,24 +291,8 @@ def test_train_tool_runs_and_resumes_exactly(tmp_path, base):
     assert a['state_dict'].keys() == b['state_dict'].keys()
     for k, v in a['state_dict'].items():
         assert torch.equal(v, b['state_dict'][k]), k
-    _assert_equal(a['optimizer'], b['optimizer'])
-    _assert_equal(a['param_schedulers'], b['param_schedulers'])
-
-
-def _assert_equal(x, y, where=''):
-    assert type(x) is type(y), where
-    if isinstance(x, dict):
-        assert x.keys() == y.keys(), where
-        for k in x:
-            _assert_equal(x[k], y[k], f'{where}.{k}')
-    elif isinstance(x, (list, tuple)):
-        assert len(x) == len(y), where
-        for i, (u, v) in enumerate(zip(x, y)):
-            _assert_equal(u, v, f'{where}.{i}')
-    elif isinstance(x, torch.Tensor):
-        assert torch.equal(x, y), where
-    else:
-        assert x == y, where
+    assert_same(a['optimizer'], b['optimizer'])
+    assert_same(a['param_schedulers'], b['param_schedulers'])
 
 
 # ------------------------------------------- the AttentiveNAS space (B's)
