@@ -49,3 +49,26 @@ def test_latency_measure_and_table():
     assert [x.name for x in t] == ['a', 'b'] and len(t[0].runs_ms) == 3
     text = table(t, 'a')
     assert '| a | 16 |' in text and '1.00 |' in text
+
+
+def test_latency_measure_blocks_and_warmup():
+    """Rounds of ``warmup`` untimed + ``block`` timed runs per model: every
+    model gets exactly ``runs`` timed runs, each after runs of itself."""
+    calls = []
+
+    class Probe(nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x
+
+    models = {'a': Probe('a'), 'b': Probe('b')}
+    t = measure(models, {'a': 8, 'b': 8}, runs=5, warmup=1, block=2)
+    assert [len(x.runs_ms) for x in t] == [5, 5]
+    # 3 rounds: (1 warm-up + 2 timed) a, b; again; then 1 + 1 each
+    assert ''.join(calls) == 'aaabbbaaabbbaabb'
+    with pytest.raises(ValueError, match='block'):
+        measure(models, {'a': 8, 'b': 8}, runs=5, block=0)

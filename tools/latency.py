@@ -3,8 +3,9 @@
     python tools/latency.py --models cream-287m cream-14m \
         --refs efficientnet_b0 mobilenet_v3_small mobilenet_v3_large --runs 200
 
-Batch 1, one CPU thread (``--threads``), ``--warmup`` runs then ``--runs``
-timed runs, all models interleaved. Cream models are timed eager and, with
+Batch 1, one CPU thread (``--threads``); each model in its steady state:
+``--warmup`` untimed runs, then blocks of ``--block`` timed runs, the models
+taking turns block by block until each has ``--runs``. Cream models are timed eager and, with
 ``--fused``, with BatchNorm folded into the convolutions. Writes a markdown
 table (``--out``) and prints it.
 """
@@ -36,6 +37,9 @@ def parse_args(argv=None):
                    'folded + TorchScript trace/freeze')
     p.add_argument('--runs', type=int, default=100)
     p.add_argument('--warmup', type=int, default=10)
+    p.add_argument('--block', type=int, default=20,
+                   help='timed runs of one model in a row (after --warmup '
+                   'untimed ones) before the next model takes its turn')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--baseline', default='efficientnet_b0')
     p.add_argument('--out', default='work_dirs/latency.md')
@@ -60,7 +64,8 @@ def main(argv=None):
     for ref in args.refs:
         models[ref] = build_reference(ref).eval()
         sizes[ref] = args.ref_size
-    timings = measure(models, sizes, args.runs, args.warmup, args.threads)
+    timings = measure(models, sizes, args.runs, args.warmup, args.threads,
+                      args.block)
     text = table(timings, args.baseline if args.baseline in models else None)
     print(text)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
