@@ -273,3 +273,46 @@ def test_alpha_divergence_as_the_kd_term():
     assert all(k >= 0 for k in kds) and int(model.meta_steps) >= 1
     x = torch.randn(4, NUM_CLASSES)
     assert float(model.kd_loss(x, x)) == 0.0
+
+
+def test_entry_screen_needs_a_calibrated_chance_to_enter():
+    """screen='entry': skip the held-out confirmation when the training-
+    batch top-1 plus the calibrated held-out offset (mean + entry_sigma
+    std) stays below the board's entry threshold."""
+    model = make_model(scoring=dict(screen='entry', entry_sigma=2.,
+                                    calibration_min=10))
+    assert not model._screened_out(10., need=50.)  # not calibrated yet
+    model.gap_stats.copy_(torch.tensor([10., -5., 4.], dtype=torch.float64))
+    assert model._screened_out(50.5, need=50.)   # 50.5 - 5 + 2*2 < 50
+    assert not model._screened_out(51.5, need=50.)
+    assert not model._screened_out(0., need=None)  # board not full
+    sigma_only = make_model(scoring=dict(screen=True))
+    sigma_only.gap_stats.copy_(model.gap_stats)
+    assert not sigma_only._screened_out(50.5, need=50.)
+    assert 'gap_stats' in model.state_dict()  # saved in checkpoints
+    with pytest.raises(ValueError, match='scoring.screen'):
+        make_model(scoring=dict(screen='entropy'))
+
+
+def test_entry_screen_confirms_fewer_paths_and_calibrates():
+    """Against a strong board, the entry screen evaluates fewer held-out
+    batches than the sigma screen once calibrated, and records the gap."""
+    def run(screen):
+        model = make_model(board=dict(num_paths=2), scoring=dict(
+            screen=screen, screen_sigma=-10., calibration_min=2))
+        model.attach_search_val(batches(4, seed=9))
+        for k in range(2):
+            model.board.set_score(k, 90. + k)
+        optim = make_optim(model)
+        calls = []
+        inner = model._val_batch
+        model._val_batch = lambda i: calls.append(i) or inner(i)
+        for b in batches(12, seed=3):
+            model.train_step(b, optim)
+        return model, len(calls)
+
+    sigma, n_sigma = run(True)
+    entry, n_entry = run('entry')
+    assert int(sigma.gap_stats[0]) > int(entry.gap_stats[0]) >= 2
+    assert n_entry < n_sigma
+    assert sigma.board.entries() == entry.board.entries()
