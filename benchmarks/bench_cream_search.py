@@ -101,8 +101,9 @@ def main():
     print(f'held-out evaluations: {int(cream.val_scored)} (board init and '
           f'confirmations), meta updates: {int(cream.meta_steps)}, '
           f'distilled steps: {int(cream.distill_steps)}')
-    print(f'SPOS  search: {sum(s):7.1f} s ({sum(s) / iters * 1e3:.0f} ms/step)')
-    print(f'Cream search: {sum(c):7.1f} s ({sum(c) / iters * 1e3:.0f} ms/step)')
+    for name, t in (('SPOS ', s), ('Cream', c)):
+        print(f'{name} search: {sum(t):7.1f} s '
+              f'({sum(t) / iters * 1e3:.0f} ms/step)')
     print(f'ratio over the whole search: {sum(c) / sum(s):.2f}x '
           f'(target <= 1.5x)')
     if 0 < warm < iters:

@@ -65,7 +65,8 @@ def main():
               f'(target <= {target}) {"OK" if r <= target else "MISSED"}')
     for m in ('cream-s', 'cream-14m'):
         print(f'{m}: BN folded {ratio(m, m + " folded"):.2f}x faster, '
-              f'folded+frozen {ratio(m, m + " frozen"):.2f}x faster than eager')
+              f'folded+frozen {ratio(m, m + " frozen"):.2f}x faster than '
+              'eager')
 
 
 if __name__ == '__main__':

@@ -5,9 +5,9 @@
 
 Batch 1, one CPU thread (``--threads``); each model in its steady state:
 ``--warmup`` untimed runs, then blocks of ``--block`` timed runs, the models
-taking turns block by block until each has ``--runs``. Cream models are timed eager and, with
-``--fused``, with BatchNorm folded into the convolutions. Writes a markdown
-table (``--out``) and prints it.
+taking turns block by block until each has ``--runs``. Cream models are
+timed eager and, with ``--fused``, in the inference forms (BN folded; folded
++ TorchScript freeze). Writes a markdown table (``--out``) and prints it.
 """
 import argparse
 import os

@@ -162,7 +162,7 @@ def search_state_digest(model: nn.Module, optim_wrapper=None
         meta=tensor_digest(meta.parameters() if meta is not None else []),
         sampler=tensor_digest([model.sampler.generator.get_state()]),
         counters=tensor_digest([getattr(model, n) for n in (
-            'iter', 'distill_steps', 'meta_steps', 'acc_stats')
+            'iter', 'distill_steps', 'meta_steps', 'acc_stats', 'gap_stats')
             if hasattr(model, n)]))
     if optim_wrapper is not None:
         out['optim'] = tensor_digest(_state_tensors(
