@@ -9,11 +9,14 @@ the run. Prints both per-step times measured in one run and their ratio
 (target <= 1.5x).
 
     python benchmarks/bench_cream_step.py [--steps 60] [--batch 64]
-        [--score-on val|train_batch] [--no-channels-last]
+        [--match 8] [--score-on val|train_batch] [--no-channels-last]
+        [--data random|embedded]
 
-Measured here (one thread, NHWC as the CPU search configs use): release-style
-scoring on the training batch 1.45-1.50x, paper-style held-out scoring 1.89x
-(1.68x with ``--data embedded``); NCHW 1.56x and 2.04-2.11x.
+Measured here (one thread, NHWC as the CPU search configs use, embedded
+data): batch 128 -- the paper configs' per-GPU batch -- 1.45x; batch 64
+1.61x (1.68x in session 2); batch 64 on random data 1.89x, release-style
+scoring on the training batch 1.45-1.50x (session 2). The whole-search
+amortised ratio is ``bench_cream_search.py``'s.
 
 Also prints where the Cream step's extra time goes (matching, teacher,
 board scoring, meta update), measured in the timed steps.
