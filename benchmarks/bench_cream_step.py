@@ -127,25 +127,21 @@ def timed(model, optim, data, warm, clock=None):
 def outside_runner(args):
     """train_step of a config's model on its data, without the Runner."""
     import statistics
+    import os.path as osp
+    import sys
 
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
-    from mmpretrain.registry import MODELS
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from bench_cream_search import build as build_from_config
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     cfg.model.warmup = dict(iters=args.warmup)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    ow = cfg.optim_wrapper
-    optim = CreamOptimWrapperConstructor(
-        {k: ow[k] for k in ('supernet', 'meta') if k in ow})(model)
+    val = (list(Runner.build_dataloader(cfg.search_val_dataloader, seed=0))
+           if cfg.get('search_val_dataloader') else None)
+    model, optim, _ = build_from_config(cfg, False, val)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
-    if cfg.get('search_val_dataloader'):
-        model.attach_search_val(list(Runner.build_dataloader(
-            cfg.search_val_dataloader, seed=0)))
-    model.train()
     it, times = iter(loader), []
     for _ in range(args.steps):
         t0 = time.perf_counter()
