@@ -77,6 +77,8 @@ def measure(models: dict, sizes: dict, runs: int = 100, warmup: int = 10,
     Rounds: each model in turn does ``warmup`` untimed runs and then up to
     ``block`` timed runs, until every model has ``runs`` timed runs.
     """
+    if not models:
+        return []
     if runs < 1 or block < 1 or warmup < 0:
         raise ValueError(f'runs={runs}, block={block}, warmup={warmup}: '
                          'runs and block must be >= 1, warmup >= 0')

@@ -339,16 +339,13 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         return self._val_count
 
     @torch.no_grad()
-    def confirm_top1(self, arch: Arch, need: float | None) -> float | None:
-        """:meth:`val_top1`, stopped as soon as even a perfect rest of the
-        subset could not lift the path to ``need`` (%): returns None then.
-        Exact -- a stopped path would not have entered the board."""
-        return self._confirm(arch, need)[0]
-
-    @torch.no_grad()
-    def _confirm(self, arch: Arch, need: float | None
-                 ) -> tuple[float | None, float]:
-        """``(confirm_top1, top-1 on the images seen before stopping)``."""
+    def confirm_top1(self, arch: Arch, need: float | None
+                     ) -> tuple[float | None, float]:
+        """``(score, seen)``: :meth:`val_top1`, stopped as soon as even a
+        perfect rest of the subset could not lift the path to ``need`` (%)
+        -- score None then; exact, a stopped path would not have entered
+        the board -- and the top-1 on the images seen before stopping (the
+        entry screen's calibration)."""
         if need is None or not self._val_batches:
             acc = self.val_top1(arch)
             return acc, acc
@@ -561,7 +558,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
             need = self.board.entry_threshold(code, res, flops)
             if self._screened_out(train_acc, need):
                 return
-            score, seen = self._confirm(
+            score, seen = self.confirm_top1(
                 arch, need if self.score_cfg['early_stop'] else None)
             self._track(seen - train_acc, stats=self.gap_stats)
             if score is None:  # could not enter: Eq. 3's outcome, cheaper
