@@ -86,7 +86,9 @@ def main():
             batch = next(it)
         order = [('cream', cream, c_opt, c_sched),
                  ('spos', spos, s_opt, s_sched)]
-        for name, model, opt, scheds in order[::1 - 2 * (step % 2)]:
+        if step % 2:  # alternate which model runs first
+            order.reverse()
+        for name, model, opt, scheds in order:
             t0 = time.perf_counter()
             model.train_step(batch, opt)
             times[name].append(time.perf_counter() - t0)
