@@ -19,7 +19,7 @@ from mmengine.runner import Runner
 
 import cream_mm  # noqa: F401  (registers models, hooks, wrappers)
 from cream_mm.engine import (UnsafeCheckpointError, check_checkpoint,
-                             prepare_runner_cfg)
+                             finish_dist, prepare_runner_cfg)
 
 
 def parse_args(argv=None):
@@ -107,7 +107,9 @@ def main(argv=None):
         runner = RUNNERS.build(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(dump_metric(cfg, args.out))
-    return runner.test()
+    metrics = runner.test()
+    finish_dist()
+    return metrics
 
 
 if __name__ == '__main__':

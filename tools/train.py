@@ -18,7 +18,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 import cream_mm  # noqa: F401  (registers models, hooks, wrappers)
 from cream_mm.engine import (UnsafeCheckpointError, check_checkpoint,
-                             prepare_runner_cfg)
+                             finish_dist, prepare_runner_cfg)
 
 
 def parse_args(argv=None):
@@ -110,6 +110,7 @@ def main(argv=None):
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    finish_dist()
     return runner
 
 

@@ -7,7 +7,7 @@ Importing this package (``import cream_mm`` does) registers
 checkpoint paths.
 """
 from .dist import (CreamDistributedDataParallel, cpu_model_wrapper_cfg,
-                   has_accelerator, init_cpu_dist)
+                   finish_dist, has_accelerator, init_cpu_dist)
 from .hooks import SafeCheckpointHook
 from .progress import EvalProgressBarHook
 from .safe_checkpoint import (SAFE_GLOBALS, UnsafeCheckpointError,
@@ -22,7 +22,7 @@ install_local_loader()
 __all__ = [
     'SAFE_GLOBALS', 'UnsafeCheckpointError', 'SafeCheckpointHook',
     'CreamDistributedDataParallel', 'EvalProgressBarHook', 'check_checkpoint',
-    'cpu_model_wrapper_cfg', 'has_accelerator', 'init_cpu_dist',
+    'cpu_model_wrapper_cfg', 'finish_dist', 'has_accelerator', 'init_cpu_dist',
     'install_local_loader', 'prepare_runner_cfg', 'register_safe_globals',
     'safe_load', 'sanitize_checkpoint', 'unsafe_globals'
 ]
