@@ -77,6 +77,9 @@ def test_paper_settings():
     m = cfg.model
     assert (m.board.num_paths, m.meta.interval, m.meta.hidden) == (10, 200,
                                                                   1000)
+    # Eq. 4 on the release's 4 matching images; entry-screened held-out
+    # scoring (the step-cost target of the search issue rests on both)
+    assert (m.meta.match_images, m.scoring.screen) == (4, 'entry')
     assert cfg.search_val_dataloader.dataset.indices == 2048
     sgd = cfg.optim_wrapper.supernet.optimizer
     assert (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.5, 0.9, 4e-5)

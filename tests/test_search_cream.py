@@ -172,6 +172,21 @@ def test_teacher_is_board_path_with_largest_rho():
     assert t == fixed.largest and w == 1.0
 
 
+def test_matching_uses_the_first_match_images_of_the_batch():
+    """Eq. 4 on the release's 4 images by default, any number by config,
+    the whole batch with None."""
+    x = torch.randn(8, 3, 32, 32)
+    for match, seen in ((None, 8), (2, 2), ('default', 4)):
+        kw = dict(meta=dict(interval=2, hidden=16) if match == 'default'
+                  else dict(interval=2, hidden=16, match_images=match))
+        model = make_model(**kw)
+        arch = model.sampler.sample()
+        code, res = model.space.encode(arch)
+        student = model.forward_path(x, arch)
+        _, _, meta_in = model.select_teacher(x, student, arch, code, res)
+        assert meta_in.shape == (seen, NUM_CLASSES)
+
+
 def test_release_scoring_on_training_batch():
     model = make_model(scoring=dict(on='train_batch'), board=dict(
         num_paths=3, rule='release'), distill=dict(loss_form='release',

@@ -93,7 +93,8 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         use_board: keep the prioritized path board (Tab. 1 "Priority Path").
         board (dict): ``num_paths`` (K), ``rule`` (``'paper'``/``'release'``).
         meta (dict): ``hidden`` (1000), ``interval`` (tau = 200),
-            ``match_images`` (images of the batch fed to Eq. 4; None = all),
+            ``match_images`` (images of the batch fed to Eq. 4, 4 as the
+            release's ``SUPERNET.SLICE``; None = the whole batch),
             ``risk_on``: data of Eq. 6's R, ``'val'`` (paper: held-out
             batches) or ``'train_batch'`` (no held-out data, the release).
         distill (dict): ``temperature``, ``weight`` (rho when not meta),
@@ -136,7 +137,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                              'the board: set use_board=True')
         self.board = PathBoard(num_layers=self.space.num_layers,
                                **(board or {}))
-        self.meta_cfg = dict(hidden=1000, interval=200, match_images=8,
+        self.meta_cfg = dict(hidden=1000, interval=200, match_images=4,
                              risk_on='val')
         self.meta_cfg.update(meta or {})
         _check('meta.risk_on', self.meta_cfg['risk_on'], SCORE_ON)

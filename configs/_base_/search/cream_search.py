@@ -16,7 +16,9 @@ model = dict(
     matching='meta',
     use_board=True,
     board=dict(num_paths=10, rule='paper'),
-    meta=dict(hidden=1000, interval=200, match_images=8, risk_on='val'),
+    # Eq. 4 on the first 4 images of the batch (the release's SUPERNET.SLICE:
+    # matching costs K x 4 images of forward, whatever the batch)
+    meta=dict(hidden=1000, interval=200, match_images=4, risk_on='val'),
     distill=dict(temperature=1., weight=1., loss_form='paper',
                  label_smoothing=0.),
     # held-out scoring made affordable: confirm on the 2,048 images only
