@@ -47,6 +47,16 @@ def batches(n, size=8, seed=0):
             for _ in range(size)]) for _ in range(n)]
 
 
+def train_reading_val_batches(model, steps):
+    """Train ``steps`` batches; the indices of the held-out batches read."""
+    optim, calls = make_optim(model), []
+    inner = model._val_batch
+    model._val_batch = lambda i: calls.append(i) or inner(i)
+    for b in batches(steps, seed=3):
+        model.train_step(b, optim)
+    return calls
+
+
 def test_hypergradient_matches_finite_differences():
     """Eq. 6 through every weight of the path vs central differences."""
     model = make_model().double()
@@ -177,9 +187,10 @@ def test_matching_uses_the_first_match_images_of_the_batch():
     the whole batch with None."""
     x = torch.randn(8, 3, 32, 32)
     for match, seen in ((None, 8), (2, 2), ('default', 4)):
-        kw = dict(meta=dict(interval=2, hidden=16) if match == 'default'
-                  else dict(interval=2, hidden=16, match_images=match))
-        model = make_model(**kw)
+        meta = dict(interval=2, hidden=16)
+        if match != 'default':
+            meta['match_images'] = match
+        model = make_model(meta=meta)
         arch = model.sampler.sample()
         code, res = model.space.encode(arch)
         student = model.forward_path(x, arch)
@@ -242,13 +253,7 @@ def test_early_stopped_confirmation_gives_the_same_board():
         model.attach_search_val(batches(4, seed=9))
         for k in range(2):  # strong board: random-label paths can't enter
             model.board.set_score(k, 50. + 10 * k)
-        optim = make_optim(model)
-        calls = []
-        inner = model._val_batch
-        model._val_batch = lambda i: calls.append(i) or inner(i)
-        for b in batches(10, seed=3):
-            model.train_step(b, optim)
-        return model, sum(calls)
+        return model, sum(train_reading_val_batches(model, 10))
 
     full, n_full = run(False)
     fast, n_fast = run(True)
@@ -318,13 +323,7 @@ def test_entry_screen_confirms_fewer_paths_and_calibrates():
         model.attach_search_val(batches(4, seed=9))
         for k in range(2):
             model.board.set_score(k, 90. + k)
-        optim = make_optim(model)
-        calls = []
-        inner = model._val_batch
-        model._val_batch = lambda i: calls.append(i) or inner(i)
-        for b in batches(12, seed=3):
-            model.train_step(b, optim)
-        return model, len(calls)
+        return model, len(train_reading_val_batches(model, 12))
 
     sigma, n_sigma = run(True)
     entry, n_entry = run('entry')
