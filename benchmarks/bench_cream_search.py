@@ -25,44 +25,19 @@ the tiny config's own tau=20 (Eq. 6 ten times as often), sigma screen and
 8 matching images 1.56-1.59x / 1.67-1.71x.
 """
 import argparse
-import copy
 import os.path as osp
 import sys
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import PARAM_SCHEDULERS, init_default_scope  # noqa
+from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import cream_mm  # noqa: E402,F401
-from cream_mm.search import CreamOptimWrapperConstructor  # noqa: E402
-from bench_cream_step import PARTS, Clock  # noqa: E402
-
-
-def build(cfg, spos: bool, val: list | None):
-    from mmpretrain.registry import MODELS
-    mcfg = copy.deepcopy(cfg.model)
-    if spos:
-        mcfg.update(matching='none', use_board=False)
-    torch.manual_seed(0)
-    model = MODELS.build(mcfg)
-    model.init_weights()
-    model.train()
-    ow = cfg.optim_wrapper
-    optim = CreamOptimWrapperConstructor(
-        {k: ow[k] for k in ('supernet', 'meta') if k in ow})(model)
-    scheds = []
-    for key, wrapper in optim.items():
-        for s in cfg.get('param_scheduler', {}).get(key, []):
-            scheds.append(PARAM_SCHEDULERS.build(
-                dict(s, optimizer=wrapper)))
-    if val:
-        model.attach_search_val(val)
-    return model, optim, scheds
+from search_timing import PARTS, Clock, build_from_config  # noqa: E402
 
 
 def main():
@@ -81,9 +56,9 @@ def main():
     warm = int(cfg.model.get('warmup', {}).get('iters', 0))
     val = (list(Runner.build_dataloader(cfg.search_val_dataloader, seed=0))
            if cfg.get('search_val_dataloader') else None)
-    cream, c_opt, c_sched = build(cfg, False, val)
+    cream, c_opt, c_sched = build_from_config(cfg, False, val)
     clock = Clock(cream, tuple(PARTS))
-    spos, s_opt, s_sched = build(cfg, True, val)
+    spos, s_opt, s_sched = build_from_config(cfg, True, val)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     clock.on = True
     times = {'cream': [], 'spos': []}

@@ -39,6 +39,7 @@ import torch
 from mmpretrain.structures import DataSample
 
 from cream_mm.search import CreamOptimWrapperConstructor, CreamSearch
+from search_timing import PARTS, Clock, build_from_config
 
 
 def build(matching, use_board, args, **kw):
@@ -91,33 +92,6 @@ def embedded_batches(n, bs, size, split, seed=0):
     return out
 
 
-#: timed methods of CreamSearch -> what they do (``aux_logits`` also runs
-#: inside board scoring: the held-out confirmations)
-PARTS = dict(select_teacher='meta matching (Eq. 4)',
-             aux_logits='teacher forward + confirmations',
-             update_board='board scoring + update (Eq. 3)',
-             meta_hypergradient='meta update (Eq. 6)')
-
-
-class Clock:
-    """Accumulates the time spent in some methods of a model."""
-
-    def __init__(self, model, names):
-        self.total = dict.fromkeys(names, 0.)
-        self.on = False
-        for name in names:
-            fn = getattr(model, name)
-
-            def wrapped(*a, _fn=fn, _name=name, **k):
-                t = time.perf_counter()
-                try:
-                    return _fn(*a, **k)
-                finally:
-                    if self.on:
-                        self.total[_name] += time.perf_counter() - t
-            setattr(model, name, wrapped)
-
-
 def timed(model, optim, data, warm, clock=None):
     for b in data[:warm]:
         model.train_step(b, optim)
@@ -135,14 +109,10 @@ def timed(model, optim, data, warm, clock=None):
 def outside_runner(args):
     """train_step of a config's model on its data, without the Runner."""
     import statistics
-    import os.path as osp
-    import sys
 
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from bench_cream_search import build as build_from_config
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     cfg.model.warmup = dict(iters=args.warmup)
