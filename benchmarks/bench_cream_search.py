@@ -6,23 +6,22 @@ and as its SPOS twin (``matching='none'``, ``use_board=False``) -- and runs
 both over the config's whole schedule on the same batches, one step of each
 in turn (the order alternating), with the config's learning-rate schedules.
 Prints the ratio of their summed ``train_step`` times over the whole search
-and after the warm-up, and how often the held-out subset was evaluated
-(target of the search issue: <= 1.5x).
+and after the warm-up, how often the held-out subset was evaluated and the
+meta network updated, and what the Cream steps' extra time went to, in SPOS
+steps.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_cream_search.py \\
-        configs/search/tiny_cream_embedded.py \\
-        [--cfg-options model.scoring.screen=entry] [--iters 600]
+    OMP_NUM_THREADS=1 python benchmarks/bench_cream_search.py \
+        configs/search/tiny_cream_embedded.py \
+        [--cfg-options model.scoring.screen=entry] [--iters 600] [--json PATH]
 
 Unlike ``bench_cream_step.py`` (a window of steps right after the start,
 when every sampled path can still enter the board) this includes the
 search's later phase, where the board is strong: the entry screen
-(``scoring.screen='entry'``) then spares most held-out evaluations. Also
-prints what the Cream steps' extra time went to, in SPOS steps.
-
-Measured (tiny search, one thread): with the paper's tau=200, entry screen
-and 4 matching images 1.42x over the search, 1.50x after the warm-up; with
-the tiny config's own tau=20 (Eq. 6 ten times as often), sigma screen and
-8 matching images 1.56-1.59x / 1.67-1.71x.
+(``scoring.screen='entry'``) then spares most held-out evaluations, and
+early stop (``scoring.early_stop``) ends a confirmation once the path
+cannot enter. The settings of the headline runs (the paper's tau, matching
+images and held-out-to-batch ratio) are in ``benchmarks/run_all.py``;
+measured figures in ``docs/benchmarks.md``.
 """
 import argparse
 import os.path as osp
@@ -37,6 +36,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import cream_mm  # noqa: E402,F401
+from figures import Figures, add_json_arg  # noqa: E402
 from search_timing import PARTS, Clock, build_from_config  # noqa: E402
 
 
@@ -46,6 +46,7 @@ def main():
     p.add_argument('--iters', type=int, help='default: the config\'s')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_json_arg(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
@@ -80,34 +81,60 @@ def main():
             for s in scheds:
                 s.step()
     c, s = times['cream'], times['spos']
+    fig = Figures()
     screen = cream.score_cfg['screen']
+    n_val = cream._val_total() if val else 0
     print(f'{args.config}: {iters} iterations (warm-up {warm}), '
           f'{torch.get_num_threads()} thread(s); scoring on '
-          f'{cream.score_cfg["on"]!r}, screen {screen!r}, '
-          f'{cream._val_total() if val else 0} held-out images')
+          f'{cream.score_cfg["on"]!r}, screen {screen!r}, early stop '
+          f'{cream.score_cfg["early_stop"]}, {n_val} held-out images, batch '
+          f'{cfg.train_dataloader.batch_size}, tau '
+          f'{cream.meta_cfg["interval"]}, {cream.meta_cfg["match_images"]} '
+          'matching images')
     print(f'held-out evaluations: {int(cream.val_scored)} (board init and '
           f'confirmations), meta updates: {int(cream.meta_steps)}, '
           f'distilled steps: {int(cream.distill_steps)}')
     for name, t in (('SPOS ', s), ('Cream', c)):
         print(f'{name} search: {sum(t):7.1f} s '
               f'({sum(t) / iters * 1e3:.0f} ms/step)')
-    print(f'ratio over the whole search: {sum(c) / sum(s):.2f}x '
-          f'(target <= 1.5x)')
+    print(f'ratio over the whole search: {sum(c) / sum(s):.2f}x')
+    fig.add('ratio', sum(c) / sum(s), 'Cream / SPOS over the whole search',
+            'x')
     if 0 < warm < iters:
-        print(f'ratio after the warm-up:     '
-              f'{sum(c[warm:]) / sum(s[warm:]):.2f}x')
         half = (warm + iters) // 2
-        print(f'  first half after warm-up:  '
-              f'{sum(c[warm:half]) / sum(s[warm:half]):.2f}x, second half: '
-              f'{sum(c[half:]) / sum(s[half:]):.2f}x')
+        after = sum(c[warm:]) / sum(s[warm:])
+        first = sum(c[warm:half]) / sum(s[warm:half])
+        second = sum(c[half:]) / sum(s[half:])
+        print(f'ratio after the warm-up:     {after:.2f}x')
+        print(f'  first half after warm-up:  {first:.2f}x, second half: '
+              f'{second:.2f}x')
+        fig.add('ratio_after_warmup', after,
+                'Cream / SPOS after the warm-up', 'x')
+        fig.add('ratio_first_half', first,
+                'Cream / SPOS, first half after the warm-up', 'x')
+        fig.add('ratio_second_half', second,
+                'Cream / SPOS, second half after the warm-up', 'x')
+    fig.add('spos_ms', sum(s) / iters * 1e3, 'SPOS step', 'ms')
+    fig.add('cream_ms', sum(c) / iters * 1e3, 'Cream step (amortised)',
+            'ms')
     print('where the Cream steps\' extra time went, per step over the '
           'search (in SPOS steps):')
     spos_step = sum(s) / iters
     for name, v in clock.total.items():
         print(f'  {PARTS[name]:32s} {v / iters * 1e3:7.1f} ms '
               f'({v / iters / spos_step:.2f})')
-    print('board:', *(f'{r["score"]:.1f}' for r in cream.board_table()))
-
+        fig.add(f'{name}_spos', v / iters / spos_step,
+                f'{PARTS[name]} per step', 'SPOS steps')
+    fig.add('val_scored', int(cream.val_scored),
+            'held-out evaluations (board init and confirmations)')
+    fig.add('meta_steps', int(cream.meta_steps), 'meta updates (Eq. 6)')
+    fig.add('distill_steps', int(cream.distill_steps), 'distilled steps')
+    board = [r['score'] for r in cream.board_table()]
+    print('board:', *(f'{x:.1f}' for x in board))
+    fig.info.update(iters=iters, warmup=warm, held_out_images=n_val,
+                    batch=cfg.train_dataloader.batch_size, screen=screen,
+                    board=board)
+    fig.dump(args.json)
 
 if __name__ == '__main__':
     main()

@@ -3,23 +3,22 @@
 Both models share the same supernet initialisation, data and sampled paths
 (same sampler seed); the Cream step does meta matching (Eq. 4 on
 ``match_images`` images), KD from the teacher (Eq. 5), board scoring
-(Eq. 3; val subset with the training-batch screen, or the training batch)
-and the meta update (Eq. 6) every tau steps, so its time is amortised over
-the run. Prints both per-step times measured in one run and their ratio
-(target <= 1.5x).
+(Eq. 3; held-out subset with the training-batch screen, or the training
+batch) and the meta update (Eq. 6) every tau distilled steps. After
+``--warm`` untimed steps, the two models take one step each in turn on the
+same batch (the order alternating, so drift of a shared machine hits both
+alike) for ``--steps - --warm`` timed steps; the default window is tau = 200
+steps, so it holds exactly one meta update and the held-out confirmations
+of 200 sampled paths. Prints both per-step times, their ratio, where the
+Cream step's extra time goes (matching, teacher, board scoring, meta
+update), and how many held-out confirmations and meta updates fell inside
+the timed window. Measured figures: ``docs/benchmarks.md``
+(``benchmarks/run_all.py``); the whole-search amortised ratio is
+``bench_cream_search.py``'s.
 
-    python benchmarks/bench_cream_step.py [--steps 60] [--batch 64]
-        [--match 4] [--score-on val|train_batch] [--no-channels-last]
-        [--data random|embedded]
-
-Measured here (one thread, NHWC as the CPU search configs use, embedded
-data, Eq. 4 on the release's 4 matching images -- the default since
-session 4): batch 64 1.47-1.48x (also over 70 timed steps), batch 128 --
-the paper configs' per-GPU batch -- 1.37x. With 8 matching images: 1.60x
-and 1.45x. The whole-search amortised ratio is ``bench_cream_search.py``'s.
-
-Also prints where the Cream step's extra time goes (matching, teacher,
-board scoring, meta update), measured in the timed steps.
+    OMP_NUM_THREADS=1 python benchmarks/bench_cream_step.py --data embedded \
+        [--steps 230] [--warm 30] [--batch 64] [--match 4] \
+        [--score-on val|train_batch] [--no-channels-last] [--json PATH]
 
 ``--config CONFIG`` instead times ``train_step`` of a search config's own
 model, optimisers and data outside the runner (per-step means of the
@@ -33,13 +32,19 @@ warm-up phase and of the Cream phase), to compare with the ``time`` that
         default_hooks.logger.interval=10
 """
 import argparse
+import os.path as osp
+import sys
 import time
 
-import torch
-from mmpretrain.structures import DataSample
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from cream_mm.search import CreamOptimWrapperConstructor, CreamSearch
-from search_timing import PARTS, Clock, build_from_config
+import torch  # noqa: E402
+from mmpretrain.structures import DataSample  # noqa: E402
+
+from cream_mm.search import (CreamOptimWrapperConstructor,  # noqa: E402
+                             CreamSearch)
+from figures import Figures, add_json_arg  # noqa: E402
+from search_timing import PARTS, Clock, build_from_config  # noqa: E402
 
 
 def build(matching, use_board, args, **kw):
@@ -92,18 +97,30 @@ def embedded_batches(n, bs, size, split, seed=0):
     return out
 
 
-def timed(model, optim, data, warm, clock=None):
-    for b in data[:warm]:
-        model.train_step(b, optim)
-    if clock is not None:
-        clock.on, clock.scored = True, int(model.val_scored)
-    t0 = time.perf_counter()
-    for b in data[warm:]:
-        model.train_step(b, optim)
-    if clock is not None:
-        clock.on = False
-        clock.scored = int(model.val_scored) - clock.scored
-    return (time.perf_counter() - t0) / (len(data) - warm)
+def interleaved(models, data, warm, clock):
+    """Per-step seconds of each ``(name, model, optim)`` over
+    ``data[warm:]``, one step of each in turn (order alternating); the
+    ``clock`` runs in the timed window only. Returns ``(times, counts)``:
+    counts of held-out evaluations and meta updates of the models with a
+    board inside the window."""
+    def counts():
+        return {n: (int(m.val_scored), int(m.meta_steps))
+                for n, m, _ in models}
+    times = {n: 0. for n, _, _ in models}
+    for step, b in enumerate(data):
+        if step == warm:
+            clock.on, before = True, counts()
+        order = models if step % 2 == 0 else models[::-1]
+        for name, model, optim in order:
+            t0 = time.perf_counter()
+            model.train_step(b, optim)
+            if step >= warm:
+                times[name] += time.perf_counter() - t0
+    clock.on = False
+    after, n = counts(), len(data) - warm
+    window = {k: (after[k][0] - before[k][0], after[k][1] - before[k][1])
+              for k in after}
+    return {k: v / n for k, v in times.items()}, window
 
 
 def outside_runner(args):
@@ -142,7 +159,8 @@ def main():
                    'runner instead (see module docstring)')
     p.add_argument('--warmup', type=int, default=30,
                    help='--config: warm-up iterations of the model')
-    p.add_argument('--steps', type=int, default=60)
+    p.add_argument('--steps', type=int, default=230,
+                   help='steps in all, the first --warm not timed')
     p.add_argument('--batch', type=int, default=64)
     p.add_argument('--size', type=int, default=64)
     p.add_argument('--depth', type=int, default=4)
@@ -164,10 +182,13 @@ def main():
                    'NCHW)')
     p.add_argument('--warm', type=int, default=30,
                    help='steps not timed: one-off board scoring at start')
+    add_json_arg(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.config:
         return outside_runner(args)
+    if not 0 <= args.warm < args.steps:
+        p.error(f'--warm must be in [0, --steps); got {args.warm}')
     if args.data == 'embedded':
         data = embedded_batches(args.steps, args.batch, args.size,
                                 'search_train')
@@ -179,24 +200,37 @@ def main():
     spos, spos_opt = build('none', False, args)
     cream, cream_opt = build('meta', True, args)
     cream.attach_search_val(val)
-    t_spos = timed(spos, spos_opt, data, args.warm)
     clock = Clock(cream, tuple(PARTS))
-    t_cream = timed(cream, cream_opt, data, args.warm, clock)
-    t_spos2 = timed(spos, spos_opt, data, args.warm)  # against drift
-    t_spos = min(t_spos, t_spos2)
-    print(f'{args.steps} steps, batch {args.batch} at {args.size}px '
-          f'({"NHWC" if args.channels_last else "NCHW"}), K='
+    t, window = interleaved([('spos', spos, spos_opt),
+                             ('cream', cream, cream_opt)], data, args.warm,
+                            clock)
+    t_spos, t_cream = t['spos'], t['cream']
+    val_in, meta_in = window['cream']
+    n = args.steps - args.warm
+    print(f'{n} timed steps after {args.warm}, batch {args.batch} at '
+          f'{args.size}px ({"NHWC" if args.channels_last else "NCHW"}), K='
           f'{args.k}, tau={args.tau}, match_images={args.match}, scoring '
           f'{args.score_on} ({args.val_images} images, screen 1 sigma)')
-    print(f'val-subset evaluations: {int(cream.val_scored)} '
-          f'({clock.scored} in the timed steps), meta updates: '
-          f'{int(cream.meta_steps)}')
+    print(f'held-out evaluations: {int(cream.val_scored)} ({val_in} in the '
+          f'timed steps), meta updates: {int(cream.meta_steps)} ({meta_in} '
+          f'in the timed steps)')
     print(f'SPOS step:  {t_spos * 1e3:8.1f} ms')
     print(f'Cream step: {t_cream * 1e3:8.1f} ms (amortised)')
-    n = args.steps - args.warm
     for k, v in clock.total.items():
         print(f'  {PARTS[k]:32s} {v / n * 1e3:8.1f} ms/step')
     print(f'ratio Cream / SPOS: {t_cream / t_spos:.2f}x  (target <= 1.5x)')
+    fig = Figures()
+    fig.add('ratio', t_cream / t_spos, 'Cream / SPOS step', 'x')
+    fig.add('spos_ms', t_spos * 1e3, 'SPOS step', 'ms')
+    fig.add('cream_ms', t_cream * 1e3, 'Cream step (amortised)', 'ms')
+    for k, v in clock.total.items():
+        fig.add(f'{k}_ms', v / n * 1e3, PARTS[k] + ' per step', 'ms')
+    fig.add('val_in_window', val_in,
+            'held-out evaluations in the timed steps')
+    fig.add('meta_in_window', meta_in, 'meta updates in the timed steps')
+    fig.info.update(timed_steps=n, val_total=int(cream.val_scored),
+                    meta_total=int(cream.meta_steps))
+    fig.dump(args.json)
 
 
 if __name__ == '__main__':

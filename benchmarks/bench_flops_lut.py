@@ -1,9 +1,11 @@
 """FLOPs of a path: look-up table vs counting with forward hooks.
 
 Prints both timings measured side by side in one run and their ratio
-(target: the table >= 1000x faster), and checks that both agree.
+(target: the table >= 1000x faster), and checks that both agree. Measured
+figures: ``docs/benchmarks.md`` (``benchmarks/run_all.py``).
 
-    python benchmarks/bench_flops_lut.py [--paths 20] [--size 224]
+    OMP_NUM_THREADS=1 python benchmarks/bench_flops_lut.py [--paths 20] \
+        [--size 224] [--json PATH]
 """
 import argparse
 import time
@@ -11,6 +13,7 @@ import time
 import torch
 import torch.nn as nn
 
+from figures import Figures, add_json_arg
 from cream_mm.models.supernet import CreamSupernet, SearchSpace
 from cream_mm.search.flops_table import FlopsTable
 from cream_mm.search.sampler import PathSampler
@@ -36,6 +39,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--paths', type=int, default=20)
     p.add_argument('--size', type=int, default=224)
+    add_json_arg(p)
     args = p.parse_args()
     torch.set_num_threads(1)
     space = SearchSpace('mbconv', input_size=args.size)
@@ -59,6 +63,12 @@ def main():
     print(f'hook counting: {t_hook * 1e3:9.3f} ms/path')
     print(f'look-up table: {t_lut * 1e6:9.3f} us/path')
     print(f'ratio (hooks / LUT): {t_hook / t_lut:,.0f}x  (target >= 1000x)')
+    fig = Figures()
+    fig.add('ratio', t_hook / t_lut, 'hook counting / look-up table', 'x')
+    fig.add('hook_ms', t_hook * 1e3, 'hook counting per path', 'ms')
+    fig.add('lut_us', t_lut * 1e6, 'look-up table per path', 'us')
+    fig.info.update(paths=len(codes), size=args.size)
+    fig.dump(args.json)
 
 
 if __name__ == '__main__':

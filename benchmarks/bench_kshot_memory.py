@@ -35,18 +35,27 @@ Reported per configuration:
   median step times and their ratio (fairer on a loaded machine).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_kshot_memory.py \
-        [--k 8] [--size 224] [--batch 32] [--steps 4] [--depth 6]
+        [--k 8] [--size 224] [--batch 32] [--steps 4] [--depth 6] \
+        [--json PATH]
+
+Measured figures: ``docs/benchmarks.md`` (``benchmarks/run_all.py``).
 """
 import argparse
 import json
 import os
+import os.path as osp
 import statistics
 import subprocess
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from figures import Figures, add_json_arg  # noqa: E402
 
 MODES = ('oneshot', 'kshot', 'kshot_simplex')
 
@@ -211,6 +220,7 @@ def main():
                    help='skip the interleaved (same process) timing')
     p.add_argument('--worker', choices=MODES + ('interleaved', ),
                    help=argparse.SUPPRESS)
+    add_json_arg(p)
     args = p.parse_args()
     if args.worker == 'interleaved':
         print(json.dumps(interleaved_times(args)))
@@ -219,6 +229,9 @@ def main():
         print(json.dumps(worker(args)))
         return
     env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join(
+                   [ROOT] + os.environ.get('PYTHONPATH', '').split(
+                       os.pathsep)).rstrip(os.pathsep),
                MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='0')
     rows = {}
     modes = list(args.modes) + ([] if args.no_interleaved
@@ -237,10 +250,17 @@ def main():
           f'batch {args.batch}, K={args.k}, {args.steps} timed steps, '
           f'1 thread')
     cols = ('params_MB', 'state_MB', 'step_peak_MB', 'saved_MB', 'step_s')
+    fig = Figures()
+    names = dict(params_MB='parameters', state_MB='state after a step',
+                 step_peak_MB='step peak memory',
+                 saved_MB='saved for backward', step_s='step time')
     print(f"{'mode':14s}" + ''.join(f'{c:>14s}' for c in cols))
     for mode, r in rows.items():
         if mode != 'interleaved':
             print(f'{mode:14s}' + ''.join(f'{r[c]:14.2f}' for c in cols))
+            for c in cols:
+                unit = c.rsplit('_', 1)[1]
+                fig.add(f'{mode}_{c}', r[c], f'{mode}: {names[c]}', unit)
     if 'oneshot' in rows and 'kshot' in rows:
         one, k = rows['oneshot'], rows['kshot']
         print('K-shot / one-shot: ' + ', '.join(
@@ -248,12 +268,23 @@ def main():
         total = ((k['state_MB'] + k['step_peak_MB']) /
                  (one['state_MB'] + one['step_peak_MB']))
         print(f'K-shot / one-shot, state + step peak: {total:.3f}x')
+        for c in cols:
+            fig.add(f'ratio_{c.rsplit("_", 1)[0]}', k[c] / one[c],
+                    f'K-shot / one-shot: {names[c]}', 'x')
+        fig.add('ratio_state_plus_peak', total,
+                'K-shot / one-shot: state + step peak', 'x')
     if 'interleaved' in rows:
         t = rows['interleaved']
         print(f"interleaved in one process: one-shot {t['oneshot_s']:.2f} s,"
               f" K-shot {t['kshot_s']:.2f} s per step, "
               f"{t['kshot_s'] / t['oneshot_s']:.3f}x")
+        fig.add('ratio_step_interleaved', t['kshot_s'] / t['oneshot_s'],
+                'K-shot / one-shot step time, alternated in one process',
+                'x')
     print(json.dumps(rows))
+    fig.info.update(k=args.k, size=args.size, batch=args.batch,
+                    steps=args.steps, depth=args.depth)
+    fig.dump(args.json)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ import copy
 import time
 
 import torch
+from mmengine.logging import MMLogger
 from mmengine.registry import PARAM_SCHEDULERS
 
 from cream_mm.search import CreamOptimWrapperConstructor
@@ -19,7 +20,13 @@ def build_from_config(cfg, spos: bool, val: list | None):
         mcfg.update(matching='none', use_board=False)
     torch.manual_seed(0)
     model = MODELS.build(mcfg)
-    model.init_weights()
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')  # init_weights logs every parameter
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
     model.train()
     ow = cfg.optim_wrapper
     optim = CreamOptimWrapperConstructor(
