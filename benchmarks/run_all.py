@@ -212,6 +212,12 @@ def summary(results: dict, benches: list) -> dict:
 
 
 # ------------------------------------------------------------------ running
+def short_path(path: str) -> str:
+    """``path`` relative to the repository when inside it."""
+    rel = osp.relpath(path, ROOT)
+    return path if rel.startswith('..') else rel
+
+
 def run_one(b: Bench, i: int, quick: bool, work_dir: str) -> dict:
     """One run of ``b`` in a fresh process; its record (or an error)."""
     os.makedirs(work_dir, exist_ok=True)
@@ -232,13 +238,14 @@ def run_one(b: Bench, i: int, quick: bool, work_dir: str) -> dict:
     rec = dict(bench=b.name, run=i, command=b.command(quick), rc=rc,
                wall_s=round(wall, 1), load_avg=load_avg, machine=machine(),
                date=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                   timespec='seconds'), log=stem + '.log')
+                   timespec='seconds'), log=short_path(stem + '.log'))
     if rc == 0 and osp.exists(js):
         with open(js) as f:
             rec.update(json.load(f))
     else:
         with open(stem + '.log') as f:
             rec['error'] = f.read()[-3000:]
+        rec['log'] = stem + '.log'  # failed runs are not stored
     return rec
 
 
@@ -289,7 +296,11 @@ def run_all(benches: list, runs: int, results_path: str, work_dir: str,
 
 
 # ---------------------------------------------------------------- rendering
-def fmt(v: float, unit: str) -> str:
+def suffix(unit: str) -> str:
+    return '×' if unit == 'x' else f' {unit}' if unit else ''
+
+
+def fmt(v: float, unit: str, with_unit: bool = True) -> str:
     if unit == '' and float(v).is_integer():
         return f'{int(v):,}'
     a = abs(v)
@@ -303,7 +314,7 @@ def fmt(v: float, unit: str) -> str:
         s = f'{v:.2f}'
     else:
         s = f'{v:.2g}'
-    return s + ('×' if unit == 'x' else f' {unit}' if unit else '')
+    return s + (suffix(unit) if with_unit else '')
 
 
 def target_status(median: float, target: str, unit: str,
@@ -332,7 +343,7 @@ def figure_rows(b: Bench, figs: dict, keys=None, name_col=None,
         bold = key in b.targets or key in b.headline
         m = fmt(med, u)
         spread = (fmt(lo, u) if lo == hi else
-                  f"{fmt(lo, u).rstrip('×')}–{fmt(hi, u)}")
+                  f'{fmt(lo, u, False)}–{fmt(hi, u)}')
         target = (target_status(med, b.targets[key], u, check)
                   if key in b.targets else '')
         first = [name_col] if name_col else []
