@@ -8,7 +8,11 @@ VENV="$ROOT/.venv"
 PY=${PYTHON:-python3.11}
 STAMP="$VENV/.cream_mm_setup"
 # Everything that decides what gets installed; change it and setup re-runs.
-WANT="v3 torch==2.12.1 torchvision==0.27.1 mmengine==0.10.7 mmcv==2.1.0 mmdet==3.3.0 mmpretrain==1.2.0 $(sha1sum pyproject.toml | cut -c1-12)"
+# mmcv's compiled ops follow the machine (scripts/mmcv_ops.sh): CUDA ops
+# where a GPU is present, CPU ops elsewhere.
+. scripts/mmcv_ops.sh
+GPU=$(mmcv_gpu_present && echo gpu || echo nogpu)
+WANT="v3 torch==2.12.1 torchvision==0.27.1 mmengine==0.10.7 mmcv==2.1.0 mmdet==3.3.0 mmpretrain==1.2.0 $(sha1sum pyproject.toml | cut -c1-12) $GPU ${CREAM_MM_MMCV_OPS:-auto}"
 
 say() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -44,11 +48,23 @@ if ! have torch 2.12.1 || ! have torchvision 0.27.1; then
   pipq install -q torch==2.12.1 torchvision==0.27.1
 fi
 
-if ! have mmcv 2.1.0 || ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
-  say "installing mmcv 2.1.0 with compiled ops; with no prebuilt wheel on PIP_FIND_LINKS this is a ~15 min source build on 2 cores"
+TORCH_CUDA=$("$VENV/bin/python" -c 'import torch; print(torch.version.cuda)')
+MMCV_OPS=$(mmcv_ops_mode "$TORCH_CUDA") || { say "$(mmcv_ops_mode "$TORCH_CUDA" 2>&1)"; exit 1; }
+mmcv_ops_ok() { "$VENV/bin/python" -c "$MMCV_OPS_CHECK" "$MMCV_OPS" >/dev/null 2>&1; }
+if ! have mmcv 2.1.0 || ! mmcv_ops_ok; then
+  MMCV_ENV=(MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2})
+  MMCV_PIP=()
+  if [ "$MMCV_OPS" = cuda ]; then
+    # CUDA ops: build from source (never a CPU-only wheel from PIP_FIND_LINKS)
+    MMCV_ENV+=(FORCE_CUDA=1 CUDA_HOME="$(dirname "$(dirname "$(mmcv_find_nvcc)")")")
+    MMCV_PIP+=(--no-binary mmcv)
+    say "installing mmcv 2.1.0 with CUDA ops (CUDA $TORCH_CUDA): a source build, ~30 min on 2 cores (MAX_JOBS)"
+  else
+    say "installing mmcv 2.1.0 with CPU ops; with no prebuilt wheel on PIP_FIND_LINKS this is a ~15 min source build on 2 cores"
+  fi
   "${PIP[@]}" uninstall -y -q mmcv 2>/dev/null || true
   # progress: pip's own steps, and a line for every 10 compiled sources
-  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "${PIP[@]}" install --no-cache-dir --no-build-isolation -v mmcv==2.1.0 2>&1 \
+  env "${MMCV_ENV[@]}" "${PIP[@]}" install --no-cache-dir --no-build-isolation "${MMCV_PIP[@]}" -v mmcv==2.1.0 2>&1 \
     | while IFS= read -r line; do
         case "$line" in
           *"is ignored: it is neither"*) ;;
@@ -56,8 +72,10 @@ if ! have mmcv 2.1.0 || ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; t
           Processing*|Building*|Successfully*|Installing*|Created\ wheel*|*rror*) say "mmcv: ${line:0:160}" ;;
         esac
       done
-  "$VENV/bin/python" -c "import mmcv.ops" || { say "mmcv ops failed to import"; exit 1; }
+  "$VENV/bin/python" -c "$MMCV_OPS_CHECK" "$MMCV_OPS" \
+    || { say "mmcv ops failed on $MMCV_OPS (NMS / sigmoid focal loss above)"; exit 1; }
 fi
+say "$("$VENV/bin/python" -c "$MMCV_OPS_CHECK" "$MMCV_OPS" 2>&1 | tail -n 1)"
 
 say "installing mmengine, mmdet, mmpretrain and the data/eval dependencies"
 pipq install -q mmengine==0.10.7 mmdet==3.3.0 mmpretrain==1.2.0 pycocotools scipy matplotlib \

@@ -67,7 +67,8 @@ param_scheduler = [
          end=360, eta_min=0.0, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=360)
-auto_scale_lr = dict(base_batch_size=2048)
+# tuned for 64 GPUs x 32: lr scales by batch / 2,048 (0.1 per 256)
+auto_scale_lr = dict(base_batch_size=2048, enable=True)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
 custom_hooks = [dict(
     type='SupernetSearchHook', log_interval=0, final='pareto',

@@ -11,3 +11,8 @@ search_val_dataloader = dict(
                  indices=2048, pipeline={{_base_.test_pipeline}}),
     sampler=dict(type='DefaultSampler', shuffle=False))
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
+# lr 0.5 (meta 1e-4) is tuned for 8 GPUs x 128 = 1,024 images per step (the
+# release's batch, SPOS's recipe): on another number of GPUs or batch, every
+# lr of the OptimWrapperDict (supernet and meta) scales by batch / 1,024
+# (docs/paper_scale.md); auto_scale_lr.enable=False keeps them as written
+auto_scale_lr = dict(base_batch_size=1024, enable=True)

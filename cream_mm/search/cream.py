@@ -4,8 +4,8 @@
 1. sample a path alpha in the FLOPs range (line 3, :class:`PathSampler`);
 2. phase 1 -- pick the teacher: the board path of largest matching degree
    ``rho = M(N(x, alpha_k) - N(x, alpha))`` (Eq. 4, ``matching='meta'``), the
-   largest path (``'fixed'``), a random board path (``'random'``) or none
-   (``'none'``, SPOS);
+   largest path inside the FLOPs range (``'fixed'``), a random board path
+   (``'random'``) or none (``'none'``, SPOS);
 3. phase 2 -- update ``w_alpha`` with ``CE + rho * KD`` (Eq. 5; the teacher's
    soft targets come from the board path's own shared weights, no grad),
    then score alpha and update the board by Eq. 3 (lines 7-8);
@@ -160,7 +160,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         _check('scoring.on', self.score_cfg['on'], SCORE_ON)
         _check('scoring.screen', self.score_cfg['screen'], SCREENS)
         self._init_warmup(warmup)
-        self.largest = self.sampler.extreme(largest=True)
+        self._largest: Arch | None = None  # see ``largest``
         for name in ('iter', 'distill_steps', 'meta_steps', 'val_scored'):
             self.register_buffer(name, torch.zeros((), dtype=torch.long))
         # running mean/var of sampled paths' training-batch top-1 (screen)
@@ -182,6 +182,16 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                     self.board.add(code, res, cost)
 
     # ------------------------------------------------------------- paths
+    @property
+    def largest(self) -> Arch:
+        """The largest path inside ``flops_range`` (the teacher of fixed
+        matching, Tab. 1 #3): students are drawn in the range, so the
+        costliest path of the whole space would be a teacher no step
+        trains. Computed on first use (a knapsack, ~1 s)."""
+        if self._largest is None:
+            self._largest = self.sampler.largest_in_range()
+        return self._largest
+
     def board_arch(self, k: int) -> Arch:
         code, res, _, _ = self.board.entry(k)
         return self.space.decode(code, res)

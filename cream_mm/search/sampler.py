@@ -243,6 +243,87 @@ class PathSampler(GeneratorStateMixin, nn.Module):
         size = self.table.resolutions[r] if self.space.resolutions else 0
         return self.space.decode(codes[r].tolist(), size)
 
+    def largest_in_range(self, buckets: int = 1 << 16) -> Arch:
+        """The costliest path the sampler can draw with ``min <= cost <=
+        max`` -- the "largest subnetwork" of fixed matching (Tab. 1 #3)
+        among the paths the search trains.
+
+        A knapsack over the layers: per resolution, a dynamic programme
+        keeps for each of ``buckets`` cost bins below ``max`` the largest
+        exact partial cost reaching it (and how), which finds a path within
+        ``num_layers * max / buckets`` of the best; single-layer swaps
+        that stay in range then climb to a local maximum. The returned
+        path's exact cost (:meth:`cost`) lies in ``flops_range``."""
+        lo, hi = self.flops_range
+        if self.space_bounds[1] <= hi:
+            return self.extreme(largest=True)
+        best, best_cost = None, -float('inf')
+        for r in range(len(self.table.resolutions)):
+            code = self._knapsack(r, hi, buckets)
+            if code is None:
+                continue
+            code = self._climb(code, r, hi)
+            cost = float(self.table.batch_cost(torch.tensor([code]),
+                                               torch.tensor([r]))[0])
+            if lo <= cost <= hi and cost > best_cost:
+                best, best_cost = self._arch(code, r), cost
+        if best is None:
+            raise ArchError(f'flops_range=[{_fmt(lo)}, {_fmt(hi)}]: no path '
+                            'in range to distil from')
+        return best
+
+    def _knapsack(self, r: int, hi: float, buckets: int) -> list | None:
+        """Op per layer of (nearly) the costliest path at resolution ``r``
+        with cost <= ``hi``; None when none fits."""
+        budget = hi - float(self.table.base[r])
+        if budget < 0:
+            return None
+        table = self.table.table[r].masked_fill(self.probs == 0,
+                                                float('inf'))
+        width = max(budget / (buckets - 1), 1e-9)
+        best = torch.full((buckets, ), -float('inf'), dtype=torch.float64)
+        best[0] = 0.
+        back = []
+        for l in range(self.space.num_layers):
+            cand = best[:, None] + table[l][None]  # (bins, ops)
+            flat = cand.flatten()
+            ok = torch.isfinite(flat) & (flat <= budget)
+            idx = ok.nonzero().flatten()
+            vals = flat[idx]
+            bins = (vals / width).floor().long().clamp_(max=buckets - 1)
+            new = torch.full_like(best, -float('inf')).scatter_reduce(
+                0, bins, vals, 'amax')
+            win = torch.full((buckets, ), -1, dtype=torch.long)
+            hit = vals == new[bins]
+            win.scatter_reduce_(0, bins[hit], idx[hit], 'amax')
+            best, _ = new, back.append(win)
+        if not torch.isfinite(best).any():
+            return None
+        b = int(best.argmax())
+        n_ops = len(self.space.ops)
+        code = []
+        for win in reversed(back):
+            j = int(win[b])
+            b, op = divmod(j, n_ops)
+            code.append(op)
+        return code[::-1]
+
+    def _climb(self, code: list, r: int, hi: float) -> list:
+        """Single-layer op swaps that raise the exact cost and keep it
+        <= ``hi``, until none does."""
+        rows, base = self.table._rows[r], self.table._base[r]
+        allowed = self._allowed()
+        total = base + sum(rows[l][c] for l, c in enumerate(code))
+        improved = True
+        while improved:
+            improved = False
+            for l, ops in enumerate(allowed):
+                for o in ops:
+                    new = total - rows[l][code[l]] + rows[l][o]
+                    if total < new <= hi:
+                        code[l], total, improved = o, new, True
+        return code
+
     def reseeded(self, seed: int, flops_range=None) -> 'PathSampler':
         """A copy with its own generator (``seed``) and optionally another
         FLOPs range; the same per-layer distribution (ranking, analysis)."""

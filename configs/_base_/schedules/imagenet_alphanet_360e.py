@@ -15,4 +15,5 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=360, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
-auto_scale_lr = dict(base_batch_size=2048)
+# tuned for 64 GPUs x 32: lr scales by batch / 2,048 (0.1 per 256)
+auto_scale_lr = dict(base_batch_size=2048, enable=True)

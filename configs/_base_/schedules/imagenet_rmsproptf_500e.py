@@ -14,5 +14,6 @@ param_scheduler = [
 train_cfg = dict(by_epoch=True, max_epochs=500, val_interval=5)
 val_cfg = dict()
 test_cfg = dict()
-# the recipe's batch is 2,048; `--auto-scale-lr` rescales lr for other sizes
-auto_scale_lr = dict(base_batch_size=2048)
+# tuned for 16 GPUs x 128 = 2,048: lr scales by batch / 2,048 on another
+# number of GPUs (auto_scale_lr.enable=False keeps 0.064 as written)
+auto_scale_lr = dict(base_batch_size=2048, enable=True)
