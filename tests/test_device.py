@@ -192,3 +192,64 @@ def test_board_json_is_strict_json_with_one_flops_unit(tmp_path):
         e[2] / 1e6 for e in model.board.entries())
     assert data['scored'][0]['flops'] == 5. and data['final'][0]['flops'] \
         == 4.5
+
+
+class _FakeNccl:
+    """``torch.distributed`` as mmengine's collectives see it under NCCL
+    with 2 ranks: a collective refuses any tensor off the backend's device
+    (here the model's, ``meta``) and leaves the data as it is."""
+
+    def __init__(self):
+        import torch.distributed as real
+        self.real, self.seen = real, []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def _collective(self, t, *args, **kwargs):
+        if t.device.type != 'meta':
+            raise DeviceMixError(f'NCCL collective on a {t.device} tensor')
+        self.seen.append(tuple(t.shape))
+
+    all_reduce = broadcast = _collective
+
+
+@pytest.fixture
+def fake_nccl(monkeypatch):
+    import mmengine.dist
+    import mmengine.dist.dist as mm_dist
+    from cream_mm.search import cream, kshot, runtime, sandwich
+    fake = _FakeNccl()
+    monkeypatch.setattr(mm_dist, 'torch_dist', fake)
+    for mod in (mm_dist, mmengine.dist):
+        monkeypatch.setattr(mod, 'get_world_size', lambda group=None: 2)
+    monkeypatch.setattr(mm_dist, 'get_default_group', lambda: None)
+    monkeypatch.setattr(mm_dist, 'get_comm_device',
+                        lambda group=None: torch.device('meta'))
+    for mod in (cream, kshot, runtime, sandwich):
+        if hasattr(mod, 'distributed'):
+            monkeypatch.setattr(mod, 'distributed', lambda: True)
+    return fake
+
+
+def test_cream_collectives_run_on_the_backend_device(fake_nccl):
+    """Two ranks under NCCL: every all-reduce of a Cream step (gradients,
+    BN statistics, rho, held-out counts -- host float64 tensors among
+    them -- and the early-stopped confirmation) reaches the collective on
+    the backend's device (mmengine's ``all_reduce`` moves host tensors
+    there and back), and the board is broadcast from rank 0."""
+    from cream_mm.search.ddp import CreamSearchDDP
+    model, optim = _cream(scoring=dict(early_stop=True))
+    on_device(model)
+    model.attach_search_val(_batches(2, seed=9))
+    with CudaLikeMeta():
+        wrapped = CreamSearchDDP(model)
+        for data in _batches(2):
+            wrapped.train_step(data, optim)
+        model.confirm_top1(model.board_arch(0), 50.)
+    assert (model.board.num_paths, model.board.num_layers) in \
+        fake_nccl.seen  # the board's codes, broadcast as a host tensor
+    # held-out counts of the K stale board paths, and of one path (float64
+    # host tensors), reached the collective on the device
+    assert (model.board.num_paths, 2) in fake_nccl.seen
+    assert (2, ) in fake_nccl.seen
