@@ -127,14 +127,15 @@ class AttentiveSupernet(StagedBackboneMixin, BaseModule):
                                                                  self.space)
         x = self.first_conv(x, a.width[0])
         outs = []
-        for s in range(self.space.num_stages):
+        last = self.deepest_out_index  # no stage past it runs
+        for s in range(min(self.space.num_stages, last + 1)):
             for block in self.blocks[s][:a.depth[s]]:
                 x = block(x, a.width[s + 1], a.kernel[s], a.expand[s])
             if s in self.out_indices:
                 outs.append(x)
-        x = self.blocks[-1][0](x, a.width[-2] * self.space.final_expand)
-        if self.space.num_stages in self.out_indices:
-            outs.append(x)
+        if last == self.space.num_stages:
+            outs.append(self.blocks[-1][0](
+                x, a.width[-2] * self.space.final_expand))
         return tuple(outs)
 
     def set_drop_path(self, rate: float, last_stages: int = 2) -> None:

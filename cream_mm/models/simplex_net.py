@@ -83,7 +83,8 @@ def channel_regulariser(codes: torch.Tensor, widths: torch.Tensor,
     architecture and differ in width.
 
     ``codes``: (n, K) simplex codes lambda_i; ``widths``: (n, D) channel
-    encodings c_i. Positives are the ordered pairs (i, k), i != k, with
+    encodings c_i (any device: the positive pairs are found there and
+    indexed on the codes' device). Positives are the ordered pairs (i, k), i != k, with
     ``d(c_i, c_k) = ||c_i - c_k||_1 < threshold`` (the paper's m); for each
 
         P(c_i | c_k) = exp(l_i.l_k / tau) / (exp(l_i.l_k / tau)
@@ -98,17 +99,21 @@ def channel_regulariser(codes: torch.Tensor, widths: torch.Tensor,
     n = codes.shape[0]
     if n < 2:
         return codes.sum() * 0.
+    # the pairs come from the encodings alone: found where ``widths`` lie
+    # (the sampler's host tensors), only their indices go to the codes
     dist = torch.cdist(widths.double(), widths.double(), p=1)
-    eye = torch.eye(n, dtype=torch.bool, device=codes.device)
-    pos = (dist < threshold) & ~eye
+    pos = (dist < threshold) & ~torch.eye(n, dtype=torch.bool,
+                                          device=widths.device)
     if not pos.any():
         return codes.sum() * 0.
+    rows, cols = (i.to(codes.device) for i in pos.nonzero(as_tuple=True))
+    eye = torch.eye(n, dtype=torch.bool, device=codes.device)
     sim = codes @ codes.T / temperature  # (n, n): l_i . l_j / tau
     sim = sim.masked_fill(eye, float('-inf'))  # the anchor is no candidate
     # log P(c_i|c_k) = s_ik - logsumexp_{j != i} s_ij: the positive plus
     # every other j is exactly the row's logsumexp without the diagonal
     log_p = sim - torch.logsumexp(sim, dim=1, keepdim=True)
-    return -log_p[pos].mean()
+    return -log_p[rows, cols].mean()
 
 
 __all__ = ['SimplexNet', 'channel_regulariser']

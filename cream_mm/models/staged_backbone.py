@@ -4,6 +4,12 @@ outputs ``out_indices`` pick, ``frozen_stages`` (mmdet's convention: -1
 nothing, 0 the stem, k the stem and ``blocks.0 .. blocks.k-1``),
 ``norm_eval`` and a strict ``Pretrained`` init.
 
+Only the stages up to the deepest of ``out_indices`` run. The stages past
+it are built -- a classifier checkpoint still loads strictly into a
+detector's backbone -- but no output uses them, so they are frozen
+(``requires_grad=False``, eval mode): every trainable parameter receives a
+gradient, as DDP without ``find_unused_parameters`` requires.
+
 A class sets ``num_block_stages`` (``len(blocks)``) and defines
 :meth:`stem_modules` (what ``frozen_stages=0`` freezes) and :meth:`_stem`
 (the stem's forward)."""
@@ -20,20 +26,25 @@ class StagedBackboneMixin:
     # a class using the mixin defines ``stem_modules() -> list[nn.Module]``
     # and ``_stem(x) -> Tensor`` (module doc)
 
+    @property
+    def deepest_out_index(self) -> int:
+        """The last stage that runs (the deepest of ``out_indices``)."""
+        return max(self.out_indices)
+
     def forward(self, x):
         x = self._stem(x)
         outs = []
-        for i, stage in enumerate(self.blocks):
+        for i, stage in enumerate(self.blocks[:self.deepest_out_index + 1]):
             x = stage(x)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
 
     def _freeze_stages(self):
-        if self.frozen_stages < 0:
-            return
-        frozen = self.stem_modules()
-        frozen += list(self.blocks[:self.frozen_stages])
+        frozen = list(self.blocks[self.deepest_out_index + 1:])  # never run
+        if self.frozen_stages >= 0:
+            frozen += self.stem_modules()
+            frozen += list(self.blocks[:self.frozen_stages])
         for m in frozen:
             m.eval()
             for p in m.parameters():

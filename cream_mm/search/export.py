@@ -97,9 +97,10 @@ def export_arch(model, arch, out_dir: str, name: str = 'searched',
                                parts['head'])
     (out / f'{name}.arch').write_text(text + '\n')
     weights = out / f'{name}_inherited.pth'
-    state = {f'backbone.{k}': v.contiguous()
+    # device-free: the head may be the search's own (on its device)
+    state = {f'backbone.{k}': v.detach().cpu().contiguous()
              for k, v in child.state_dict().items()}
-    state.update({f'head.{k}': v.contiguous()
+    state.update({f'head.{k}': v.detach().cpu().contiguous()
                   for k, v in head.state_dict().items()})
     torch.save(dict(state_dict=state, meta=dict(arch=text)), weights)
     header = parts['header']

@@ -5,8 +5,10 @@
   attaches its batches to the model (board scoring, Eq. 6);
 * every ``log_interval`` iterations: logs the board (arch, FLOPs, score);
 * every ``plot_interval`` iterations and at the end: writes
-  ``board.json`` and ``pareto.png`` (accuracy vs FLOPs of every scored path,
-  board highlighted) into ``<work_dir>/search``;
+  ``board.json`` (strict JSON: ``null`` for an unscored path, every FLOPs
+  number in MFLOPs as its ``flops_unit`` says) and ``pareto.png`` (accuracy
+  vs FLOPs of every scored path, board highlighted) into
+  ``<work_dir>/search``;
 * after training: the final selection -- ``final='board'`` evaluates the K
   board paths on ``final_dataloader`` (default: the search subset) and takes
   the best (Alg. 1 line 14); ``final='evolution'`` runs the SPOS evolution
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -38,10 +41,25 @@ from mmengine.runner import Runner
 
 from .export import export_arch, select_from_board
 from .finals import FINAL_SEARCHES, run_final
-from .runtime import search_state_digest
+from .runtime import search_state_digest, to_cpu
 
 #: finals of the hook itself; every registered final search is allowed too
 FINALS = ('board', 'evolution', 'none')
+#: the unit of every ``flops`` in ``board.json`` (1e6 of the search's
+#: ``flops_metric``, the paper's FLOPs counting by default)
+BOARD_FLOPS_UNIT = 'MFLOPs'
+
+
+def json_finite(obj):
+    """``obj`` with every non-finite float (an unscored path's ``-inf``)
+    replaced by None: strict JSON, readable by any parser."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_finite(v) for v in obj]
+    return obj
 
 
 @HOOKS.register_module()
@@ -150,15 +168,29 @@ class CreamSearchHook(Hook):
             self.write_board(runner)
 
     def write_board(self, runner, extra: dict | None = None) -> None:
+        """``board.json`` (strict JSON: ``null`` for an unscored path; every
+        ``flops`` in the unit named by ``flops_unit``) and ``pareto.png``;
+        ``extra['final']`` rows (absolute FLOPs) are written in that unit
+        too."""
         if not is_main_process():
             return
         model = self._model(runner)
         out = self._out(runner)
-        data = dict(iter=runner.iter, board=model.board_table(),
+        extra = dict(extra or {})
+        if 'final' in extra:
+            extra['final'] = [dict(r, flops=r['flops'] / 1e6)
+                              for r in extra['final']]
+        table = getattr(model, 'table', None)
+        data = dict(iter=runner.iter, flops_unit=BOARD_FLOPS_UNIT,
+                    flops_metric=getattr(table, 'metric', 'flops'),
+                    board=model.board_table(),
                     scored=[dict(arch=a, flops=f / 1e6, score=s, iter=i)
-                            for a, f, s, i in model.history], **(extra or {}))
-        (out / 'board.json').write_text(json.dumps(data, indent=1))
-        plot_pareto(data['scored'], data['board'], out / 'pareto.png',
+                            for a, f, s, i in model.history], **extra)
+        (out / 'board.json').write_text(
+            json.dumps(json_finite(data), indent=1, allow_nan=False))
+        plot_pareto(data['scored'], [r for r in data['board']
+                                     if math.isfinite(r['score'])],
+                    out / 'pareto.png',
                     title=f'Cream search, iter {runner.iter}')
 
     def after_train(self, runner) -> None:
@@ -237,8 +269,8 @@ class SearchDigestHook(Hook):
         if not self.save_final:
             return
         model = CreamSearchHook._model(runner)
-        torch.save(dict(state_dict=model.state_dict(),
-                        optimizer=runner.optim_wrapper.state_dict()),
+        torch.save(to_cpu(dict(state_dict=model.state_dict(),
+                               optimizer=runner.optim_wrapper.state_dict())),
                    Path(runner.work_dir) / f'state_rank{get_rank()}.pth')
 
 

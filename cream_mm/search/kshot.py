@@ -225,9 +225,12 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
 
     def channel_reg(self, archs: Sequence) -> torch.Tensor:
         """Mean r_c (Eq. 15-16) over the groups of paths that share an
-        architecture (same one-hot) and differ in width."""
+        architecture (same one-hot) and differ in width, on the simplex-
+        net's device; the sampler's encodings stay host tensors (pairs and
+        threshold are found on the host, without a device round trip)."""
+        device = self.backbone.simplex.arch_branch[0].weight.device
         if not self.has_channels:
-            return torch.zeros(())
+            return torch.zeros((), device=device)
         groups: dict = {}
         for arch in archs:
             a, c = self.sampler.encode(arch)
@@ -237,6 +240,7 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
             if len(members) < 2:
                 continue
             codes = torch.stack([self.backbone.code(a) for a, _ in members])
+            # host: the pairs and the threshold come from the encodings
             widths = torch.stack([c.float() for _, c in members])
             thr = self.simplex_cfg['threshold']
             if thr is None:
@@ -246,7 +250,8 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
             terms.append(channel_regulariser(
                 codes, widths, float(thr),
                 float(self.simplex_cfg['temperature'])))
-        return torch.stack(terms).mean() if terms else torch.zeros(())
+        return (torch.stack(terms).mean() if terms
+                else torch.zeros((), device=device))
 
     def simplex_paths(self, m: int) -> list:
         """m paths; with a channel encoding, groups of

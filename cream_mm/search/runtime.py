@@ -105,17 +105,32 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
-    """Copy parameters, buffers and generator states of rank ``src``."""
+    """Copy parameters, buffers, generator states and host-side state
+    (a module's ``broadcast_host_state(src)``, e.g. the board) of rank
+    ``src``.
+    mmengine's collectives move CPU tensors to the backend's device (CUDA
+    under NCCL) and back."""
     if not distributed():
         return
     for t in list(module.parameters()) + list(module.buffers()):
         dist.broadcast(t.data, src)
     for m in module.modules():
+        if callable(getattr(m, 'broadcast_host_state', None)):
+            m.broadcast_host_state(src)
         gen = getattr(m, 'generator', None)
         if isinstance(gen, torch.Generator):
             state = gen.get_state()
             dist.broadcast(state, src)
             gen.set_state(state)
+
+
+def to_cpu(obj):
+    """``obj`` (tensors in nested dicts / lists / tuples) with every tensor
+    detached and on the host: what artefacts are saved as, so a file written
+    on a GPU loads anywhere."""
+    from torch.utils._pytree import tree_map
+    return tree_map(lambda t: t.detach().cpu() if isinstance(t, torch.Tensor)
+                    else t, obj)
 
 
 def tensor_digest(tensors: Iterable[torch.Tensor]) -> str:
@@ -158,7 +173,8 @@ def search_state_digest(model: nn.Module, optim_wrapper=None
     out = dict(
         supernet=tensor_digest(p for m in net for p in m.parameters()),
         bn=tensor_digest(b for m in net for b in m.buffers()),
-        board=tensor_digest(board.buffers() if board is not None else []),
+        board=tensor_digest(board.state_tensors().values()
+                            if board is not None else []),
         meta=tensor_digest(meta.parameters() if meta is not None else []),
         sampler=tensor_digest([model.sampler.generator.get_state()]),
         counters=tensor_digest([getattr(model, n) for n in (
