@@ -129,7 +129,7 @@ def main(argv=None):
         _log(f"wrote {out / 'study.json'}, {out / 'table1.md'} and plots")
         print(report['markdown'])
         return report
-    return dict(stats=stats, rows=[r['id'] for r in all_rows(study)])
+    return dict(stages=stats, rows=[r['id'] for r in all_rows(study)])
 
 
 if __name__ == '__main__':

@@ -13,7 +13,8 @@ paths = [
 base_options = dict(
     train_dataloader=dict(batch_size=8),
     search_val_dataloader=dict(batch_size=16, dataset=dict(indices=16)),
-    model=dict(warmup=dict(iters=2), board=dict(num_paths=3),
+    model=dict(scoring=dict(screen=False),
+               warmup=dict(iters=2), board=dict(num_paths=3),
                meta=dict(interval=2, match_images=4)))
 standalone = dict(iters=2, seeds=[100, 200])
 retrain = dict(seeds=[300])

@@ -25,6 +25,7 @@ processes (one torch thread each) and yields progress as units finish.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -245,8 +246,14 @@ def run_supernet(study, row: dict, seed: int, work_dir: Path) -> dict:
     cfg.experiment_name = f"row{row['id']}_s{seed}_{os.getpid()}"
     prepare_runner_cfg(cfg)
     t0 = time.perf_counter()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # the runner's console output goes to the run's folder (its logger
+    # keeps the stream: the file stays open), the study prints progress
+    log = open(work_dir / 'console.log', 'a')
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    log.flush()
     seconds = time.perf_counter() - t0
     search = work_dir / 'search'
     summary = json.loads((search / 'searched.json').read_text())
