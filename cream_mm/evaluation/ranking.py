@@ -241,10 +241,12 @@ def inherited_accuracy(model, arch: Arch, val: Sequence[tuple],
 
 def train_standalone(model, arch: Arch, train_iter, val: Sequence[tuple],
                      iters: int, lr: float = 0.1, momentum: float = 0.9,
-                     weight_decay: float = 4e-5, seed: int = 0) -> dict:
+                     weight_decay: float = 4e-5, seed: int = 0,
+                     extra_val: dict | None = None) -> dict:
     """Train the path from scratch for ``iters`` SGD steps (cosine lr,
     Nesterov) on batches from ``train_iter`` (callable -> raw batch); top-1
-    on ``val`` with the trained BN statistics."""
+    on ``val`` with the trained BN statistics (and ``top1_<name>`` on each
+    set of batches of ``extra_val``, name -> batches)."""
     net = scratch_network(model, arch, seed)
     params = [p for p in net.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() > 1]
@@ -263,7 +265,9 @@ def train_standalone(model, arch: Arch, train_iter, val: Sequence[tuple],
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return dict(top1=top1(net, val, 'running'),
+    extra = {f'top1_{name}': top1(net, batches, 'running')
+             for name, batches in (extra_val or {}).items()}
+    return dict(top1=top1(net, val, 'running'), **extra,
                 final_loss=float(loss.detach()) if loss is not None else None,
                 train_seconds=time.perf_counter() - t0)
 

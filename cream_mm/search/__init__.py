@@ -29,3 +29,5 @@ __all__ += ['SupernetAlgorithm', 'SandwichSearch', 'SoftCrossEntropyKD',
 from .kshot import KShotOptimWrapperConstructor, KShotSearch  # noqa: E402
 from .nsga2 import NSGA2Search  # noqa: E402  (registers final 'nsga2')
 __all__ += ['KShotSearch', 'KShotOptimWrapperConstructor', 'NSGA2Search']
+from .telemetry import SearchTelemetryHook, read_telemetry  # noqa: E402
+__all__ += ['SearchTelemetryHook', 'read_telemetry']
