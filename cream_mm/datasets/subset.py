@@ -22,10 +22,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from mmpretrain.registry import DATASETS
+from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
 
 
+# in mmengine's root registry: found from every scope (mmpretrain, mmdet);
+# the inner dataset is built in the current default scope
 @DATASETS.register_module()
 class SeededSubset(Dataset):
     """``indices`` images of ``dataset`` drawn at random (``seed``).
