@@ -43,7 +43,7 @@ class SeededSubset(Dataset):
 
     def __init__(self, dataset, indices: int | Sequence[int] | None = None,
                  seed: int = 0, offset: int = 0):
-        self.dataset = (DATASETS.build(dataset) if isinstance(dataset, dict)
+        self.dataset = (_build(dataset) if isinstance(dataset, dict)
                         else dataset)
         n = len(self.dataset)
         if indices is not None and not isinstance(indices, int):
@@ -75,6 +75,16 @@ class SeededSubset(Dataset):
         """Labels of the sample (inner ``get_cat_ids``, no image made)."""
         return np.array([self.dataset.get_cat_ids(int(j))[0]
                          for j in self.indices])
+
+
+def _build(cfg: dict):
+    """The inner dataset in the current default scope (mmpretrain's when
+    none is set)."""
+    from mmengine.registry import DefaultScope
+    if DefaultScope.get_current_instance() is None:
+        from mmpretrain.registry import DATASETS as PRETRAIN_DATASETS
+        return PRETRAIN_DATASETS.build(cfg)
+    return DATASETS.build(cfg)
 
 
 def inner_cfg(dataset_cfg: dict) -> dict:
