@@ -77,10 +77,16 @@ def test_paper_settings():
     m = cfg.model
     assert (m.board.num_paths, m.meta.interval, m.meta.hidden) == (10, 200,
                                                                   1000)
-    # Eq. 4 on the release's 4 matching images; entry-screened held-out
-    # scoring (the step-cost target of the search issue rests on both)
-    assert (m.meta.match_images, m.scoring.screen) == (4, 'entry')
-    assert cfg.search_val_dataloader.dataset.indices == 2048
+    # Eq. 4 on the release's 4 matching images; every sampled path scored
+    # on the held-out subset (no screen), as the paper
+    assert (m.meta.match_images, m.scoring.screen) == (4, False)
+    val = cfg.search_val_dataloader.dataset
+    assert (val.type, val.indices, val.offset) == ('SeededSubset', 2048, 0)
+    # the final selection on the rest of val, disjoint from the subset
+    from cream_mm.datasets import ranges_overlap
+    final = cfg.final_dataloader.dataset
+    assert (final.offset, final.indices) == (2048, None)
+    assert ranges_overlap(val, final) is False
     sgd = cfg.optim_wrapper.supernet.optimizer
     assert (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.5, 0.9, 4e-5)
     assert cfg.train_cfg.max_epochs == 120

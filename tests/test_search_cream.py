@@ -172,14 +172,38 @@ def test_teacher_is_board_path_with_largest_rho():
     code, res = model.space.encode(arch)
     student = model.forward_path(x, arch)
     teacher, rho, meta_in = model.select_teacher(x, student, arch, code, res)
+    z_alpha = model.aux_logits(x[:4], arch)  # same images, same BN
     rhos = [float(model.meta_net(model.aux_logits(x[:4], model.board_arch(k))
-                                 - student[:4].detach()).detach())
+                                 - z_alpha).detach())
             for k in range(3)]
     assert teacher == model.board_arch(max(range(3), key=rhos.__getitem__))
     assert rho == pytest.approx(max(rhos), rel=1e-5)
     fixed = make_model(matching='fixed')
     t, w, _ = fixed.select_teacher(x, student, arch, code, res)
     assert t == fixed.largest and w == 1.0
+
+
+def test_path_matched_with_itself_differs_by_exactly_zero():
+    """Eq. 4: both sides on the same images under the same BN statistics,
+    so a board path equal to the student gives a zero logit difference
+    (the student's training-forward logits, BN over the whole batch, do
+    not)."""
+    model = make_model()
+    x = torch.randn(8, 3, 32, 32)
+    arch = model.sampler.sample()
+    code, res = model.space.encode(arch)
+    student = model.forward_path(x, arch)
+    model.board_arch = lambda k: arch  # every board slot is the student
+    seen = []
+    model.meta_net.register_forward_hook(
+        lambda mod, inp, out: seen.append(inp[0].detach().clone()))
+    _, _, meta_in = model.select_teacher(x, student, arch, code, res)
+    assert seen and seen[0].shape == (3, 4, NUM_CLASSES)
+    assert float(seen[0].abs().max()) == 0.
+    assert float(meta_in.abs().max()) == 0.
+    # the training forward's logits of the same images differ clearly
+    assert float((model.aux_logits(x[:4], arch) - student[:4]).abs().mean()
+                 ) > 1e-3
 
 
 def test_matching_uses_the_first_match_images_of_the_batch():

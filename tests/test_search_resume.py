@@ -71,7 +71,7 @@ def _config(tmp_path, kill_at=None) -> str:
 
 
 def _train(config, work_dir, *args, expect_kill=False):
-    env = dict(os.environ, PYTHONPATH=TESTS, OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=TESTS + os.pathsep + ROOT, OMP_NUM_THREADS='1')
     proc = subprocess.run(
         [PYTHON, 'tools/train.py', config, '--work-dir', str(work_dir),
          *args], cwd=ROOT, env=env, capture_output=True, text=True,

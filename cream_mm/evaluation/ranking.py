@@ -277,7 +277,8 @@ def build_loaders(cfg, val_images: int = 1024, val_split: str | None = None,
                   seed: int = 0):
     """Training loader of the search config (its ``train_dataloader``) and
     a held-out evaluation loader: the config's ``search_val_dataloader``
-    with ``indices=val_images`` (``val_split`` overrides the split)."""
+    with ``indices=val_images`` (a seeded random sample when the config
+    wraps it in ``SeededSubset``; ``val_split`` overrides the split)."""
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
@@ -285,8 +286,9 @@ def build_loaders(cfg, val_images: int = 1024, val_split: str | None = None,
     val_cfg = copy.deepcopy(cfg.get('search_val_dataloader')
                             or cfg.val_dataloader)
     val_cfg['dataset']['indices'] = int(val_images)
-    if val_split:
-        val_cfg['dataset']['split'] = val_split
+    if val_split:  # the split of the dataset a SeededSubset wraps
+        from ..datasets.subset import inner_cfg
+        inner_cfg(val_cfg['dataset'])['split'] = val_split
     return (Runner.build_dataloader(train_cfg, seed=seed),
             Runner.build_dataloader(val_cfg, seed=seed))
 

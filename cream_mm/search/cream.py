@@ -377,7 +377,16 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
     # (past_warmup: WarmupSchedule)
     # ------------------------------------------------------ phase 1: Eq. 4
     def select_teacher(self, x, student_logits, arch: Arch, code, res):
-        """Returns ``(teacher arch | None, rho, meta input | None)``."""
+        """Returns ``(teacher arch | None, rho, meta input | None)``.
+
+        Eq. 4's logit differences ``N(x, alpha_k) - N(x, alpha)`` take both
+        sides from one no-grad forward of the same ``match_images`` images
+        with BN on their batch statistics (:meth:`shared_aux_logits`, the
+        sampled path added to the board paths): the same images under the
+        same normalisation, so a path matched with itself differs by
+        exactly zero. ``student_logits`` (the training forward's, BN over
+        the whole batch) are not compared with them.
+        """
         if self.matching == 'none':
             return None, 0., None
         weight = float(self.distill_cfg['weight'])
@@ -393,9 +402,9 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                                   generator=self.sampler.generator))
             return self.board_arch(slots[j]), weight, None
         m = self.meta_cfg['match_images'] or len(x)
-        xs, z_alpha = x[:m], student_logits[:m].detach()
-        diffs = torch.stack(self.shared_aux_logits(
-            xs, [self.board_arch(k) for k in slots])) - z_alpha
+        *z_board, z_alpha = self.shared_aux_logits(
+            x[:m], [self.board_arch(k) for k in slots] + [arch])
+        diffs = torch.stack(z_board) - z_alpha
         with torch.no_grad():
             rho = self.meta_net(diffs).double()
         all_reduce_mean([rho])  # identical teacher on every rank

@@ -10,8 +10,11 @@
   vs FLOPs of every scored path, board highlighted) into
   ``<work_dir>/search``;
 * after training: the final selection -- ``final='board'`` evaluates the K
-  board paths on ``final_dataloader`` (default: the search subset) and takes
-  the best (Alg. 1 line 14); ``final='evolution'`` runs the SPOS evolution
+  board paths on ``final_dataloader`` and takes the best (Alg. 1 line 14,
+  on held-out data: a loader that overlaps the board's scoring subset, or
+  none at all, re-scores the board on the images that admitted its paths
+  and favours lucky scores; refused with ``final_overlap='error'``, the
+  default, logged as a warning with ``'warn'``); ``final='evolution'`` runs the SPOS evolution
   (Tab. 1 #1/#6); any final search registered with
   :func:`~cream_mm.search.finals.register_final` (``'pareto'``,
   ``'nsga2'``, ...) runs by name -- then exports arch string, configs and
@@ -62,6 +65,10 @@ def json_finite(obj):
     return obj
 
 
+#: what the final selection does when its data overlaps the scoring subset
+OVERLAP_POLICIES = ('error', 'warn')
+
+
 @HOOKS.register_module()
 class CreamSearchHook(Hook):
     """See module docstring.
@@ -71,6 +78,12 @@ class CreamSearchHook(Hook):
             (default: the config's root key of that name).
         final_dataloader (dict): loader for the final selection (default:
             root key ``final_dataloader``, else the search subset).
+        final_overlap: ``'error'`` (default) refuses ``final='board'``
+            when the final data is the search subset or overlaps it (by
+            config: :func:`~cream_mm.datasets.ranges_overlap`); ``'warn'``
+            logs a warning and selects anyway. Images shared by the loaded
+            final and scoring batches are counted after training (warned,
+            and written to ``board.json`` as ``final_overlap``).
         log_interval, plot_interval: iterations (0 = never / end only).
         final: ``'board'``, ``'none'`` or a registered final search
             (``'evolution'``, ``'pareto'``, ``'nsga2'``, ...).
@@ -90,11 +103,16 @@ class CreamSearchHook(Hook):
                  log_interval: int = 50, plot_interval: int = 0,
                  final: str = 'board', evolution: dict | None = None,
                  export: dict | None = None, final_args: dict | None = None,
-                 calib_dataloader: dict | None = None):
+                 calib_dataloader: dict | None = None,
+                 final_overlap: str = 'error'):
         allowed = ('board', 'none', *FINAL_SEARCHES)
         if final not in allowed:
             raise ValueError(f'final={final!r}: allowed '
                              f'{", ".join(map(repr, allowed))}')
+        if final_overlap not in OVERLAP_POLICIES:
+            raise ValueError(f'final_overlap={final_overlap!r}: allowed '
+                             f'{", ".join(map(repr, OVERLAP_POLICIES))}')
+        self.final_overlap = final_overlap
         self.final_args = dict(final_args or {})
         self.calib_cfg = calib_dataloader
         self.val_cfg, self.final_cfg = search_val_dataloader, final_dataloader
@@ -127,6 +145,8 @@ class CreamSearchHook(Hook):
                 f"{type(model).__name__} has none: use final='evolution' "
                 'or another registered final search '
                 f'({", ".join(map(repr, FINAL_SEARCHES))})')
+        if self.final == 'board':
+            self._check_final_data(runner)
         if self.val_cfg is not None:
             model.attach_search_val(self._load(runner, self.val_cfg))
         if hasattr(model, 'attach_calib') and getattr(
@@ -136,6 +156,44 @@ class CreamSearchHook(Hook):
             loader = Runner.build_dataloader(cfg, seed=runner.seed)
             model.attach_calib(list(itertools.islice(
                 loader, max(int(model.calib_batches), 1))))
+
+    def _overlap(self, runner, text: str) -> None:
+        if self.final_overlap == 'error':
+            raise ValueError(text + " (or set final_overlap='warn')")
+        runner.logger.warning(text)
+
+    def _check_final_data(self, runner) -> None:
+        """Alg. 1 line 14 selects on held-out data: refuse (or warn about)
+        a final loader that is, or overlaps, the board's scoring subset."""
+        if self.val_cfg is None:
+            return
+        if self.final_cfg is None:
+            self._overlap(runner, (
+                "final='board' without final_dataloader re-scores the board "
+                'on the search subset that admitted its paths (favours '
+                'lucky scores): give a final_dataloader disjoint from '
+                "search_val_dataloader, e.g. dict(type='SeededSubset', "
+                'offset=<the subset size>, ...) over the same dataset'))
+            return
+        from ..datasets import ranges_overlap
+        if ranges_overlap(self.val_cfg['dataset'],
+                          self.final_cfg['dataset']):
+            self._overlap(runner, (
+                'final_dataloader overlaps search_val_dataloader (the '
+                "board's scoring subset): the final selection must use "
+                'other images (SeededSubset ranges of one seed that do not '
+                'intersect)'))
+
+    @staticmethod
+    def shared_images(batches: list, others: list) -> int:
+        """Images (input tensors, by content) present in both lists of
+        loaded batches."""
+        import hashlib
+
+        def keys(bs):
+            return {hashlib.sha1(t.contiguous().numpy().tobytes()).digest()
+                    for b in bs or [] for t in b['inputs']}
+        return len(keys(batches) & keys(others))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the scored-path history (Pareto plot) across resumes; plain
@@ -199,7 +257,16 @@ class CreamSearchHook(Hook):
             return
         batches = (self._load(runner, self.final_cfg)
                    if self.final_cfg is not None else None)
+        extra = {}
         if self.final == 'board':
+            shared = (self.shared_images(batches, model._val_batches)
+                      if batches is not None else None)
+            if shared:
+                runner.logger.warning(
+                    f'final selection: {shared} of its images are also in '
+                    "the board's scoring subset: the choice favours paths "
+                    'scored lucky on them')
+            extra['final_overlap'] = shared
             rows = select_from_board(model, batches)
         else:
             if batches is not None:
@@ -211,7 +278,7 @@ class CreamSearchHook(Hook):
         runner.logger.info(f'final selection ({self.final}): '
                            f"{rows[0]['arch']} top-1 {rows[0]['top1']:.2f}")
         if getattr(model, 'use_board', False):
-            self.write_board(runner, dict(final=rows))
+            self.write_board(runner, dict(final=rows, **extra))
         elif not hasattr(model, 'board') and is_main_process():
             from .pareto import save_front
             save_front(rows, self._out(runner), name=self.final,
