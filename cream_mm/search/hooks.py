@@ -38,6 +38,7 @@ from mmengine.runner import Runner
 
 from .export import export_arch, select_from_board
 from .finals import FINAL_SEARCHES, run_final
+from .precision import refuse_nonfinite
 from .runtime import search_state_digest
 
 #: finals of the hook itself; every registered final search is allowed too
@@ -121,7 +122,12 @@ class CreamSearchHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the scored-path history (Pareto plot) across resumes; plain
-        lists of str / float / int, so ``weights_only`` loads it."""
+        lists of str / float / int, so ``weights_only`` loads it. A model
+        with non-finite weights is not saved (ValueError: the run stops,
+        the checkpoints before stay the last good ones)."""
+        refuse_nonfinite(checkpoint.get('state_dict', {}).items(),
+                         f'checkpoint at iteration {runner.iter} (not '
+                         'written)')
         if hasattr(self._model(runner), 'history'):
             checkpoint['search_history'] = [list(h) for h in
                                             self._model(runner).history]
