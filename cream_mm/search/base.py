@@ -52,6 +52,15 @@ def running_stats(modules: Iterable[nn.Module]) -> list[torch.Tensor]:
             for t in (m.running_mean, m.running_var)]
 
 
+def bn_counters(modules: Iterable[nn.Module]) -> list[torch.Tensor]:
+    """``num_batches_tracked`` of every tracking BatchNorm among
+    ``modules``: with :func:`running_stats`, what a training forward
+    changes (a skipped step restores both)."""
+    return [m.num_batches_tracked for m in modules
+            if isinstance(m, _BatchNorm) and m.track_running_stats
+            and m.num_batches_tracked is not None]
+
+
 def predict_samples(logits: torch.Tensor, data_samples=None) -> list:
     """``data_samples`` (new ``DataSample`` s if None) with the softmax
     scores and argmax labels of ``logits``."""

@@ -58,8 +58,8 @@ from ..arch import Arch, format_arch
 from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
                              soft_cross_entropy)
 from ..models.matching import MetaMatchingNetwork
-from .base import (SupernetAlgorithm, WarmupSchedule, running_stats,
-                   sampler_kwargs)
+from .base import (SupernetAlgorithm, WarmupSchedule, bn_counters,
+                   running_stats, sampler_kwargs)
 from .board import PathBoard
 from .flops_table import FlopsTable
 from .precision import all_finite, check_lr, unscaled_grads
@@ -439,7 +439,9 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         active = self.past_warmup()
         log = dict(flops=flops / 1e6)
         bn = self.path_bn_buffers(arch)
-        bn_before = self.snapshot(bn)
+        # num_batches_tracked: also the no-grad forwards count batches
+        counters = bn_counters(self.modules())
+        bn_before = self.snapshot(bn + counters)
 
         record: list = []  # the student's features, reused by the teacher
         with sup_ow.optim_context(self):
@@ -458,7 +460,8 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
             form = self.distill_cfg['loss_form']
             loss = distill_loss(ce, kd, rho, form)
         if not self.finite_step(loss, sup_ow, x):
-            self.restore(bn, bn_before)  # the forward's BN update undone
+            # the forward's BN update undone
+            self.restore(bn + counters, bn_before)
             self.iter += 1
             self.last_step = dict(path=format_arch(arch), teacher=None,
                                   rho=0., meta_update=False, skipped=True)

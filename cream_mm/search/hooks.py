@@ -125,9 +125,11 @@ class CreamSearchHook(Hook):
         lists of str / float / int, so ``weights_only`` loads it. A model
         with non-finite weights is not saved (ValueError: the run stops,
         the checkpoints before stay the last good ones)."""
-        refuse_nonfinite(checkpoint.get('state_dict', {}).items(),
-                         f'checkpoint at iteration {runner.iter} (not '
-                         'written)')
+        it = checkpoint.get('meta', {}).get('iter', runner.iter)
+        refuse_nonfinite(  # the board's unscored paths are -inf on purpose
+            [(k, v) for k, v in checkpoint.get('state_dict', {}).items()
+             if not k.startswith('board.')],
+            f'checkpoint at iteration {it} (not written)')
         if hasattr(self._model(runner), 'history'):
             checkpoint['search_history'] = [list(h) for h in
                                             self._model(runner).history]

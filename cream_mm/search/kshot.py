@@ -41,7 +41,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..models.kshot import KShotSupernet
 from ..models.simplex_net import channel_regulariser
 from .base import (BNRecalibratedScoring, SupernetAlgorithm,
-                   WarmupSchedule, sampler_kwargs)
+                   WarmupSchedule, bn_counters, sampler_kwargs)
 from .optim import SHARED_KEYS, apply_shared
 from .precision import check_lr, finite_on_every_rank, scaled
 from .runtime import (GradMeanHooks, all_reduce_mean, bn_batch_stats,
@@ -162,7 +162,8 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
         with torch.no_grad():  # Eq. 9: sigma fixed
             code = self.backbone.code(arch)
         bn = self.bn_buffers()
-        bn_before = self.snapshot(bn)
+        counters = bn_counters(self.modules())
+        bn_before = self.snapshot(bn + counters)
         with sup_ow.optim_context(self):
             logits = self.forward_path(x, arch, code)
             ce = F.cross_entropy(logits, y,
@@ -173,7 +174,7 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
                               code=[round(float(v), 4) for v in code],
                               simplex_update=False)
         if not self.finite_step(ce, sup_ow, x):  # neither step moves
-            self.restore(bn, bn_before)
+            self.restore(bn + counters, bn_before)
             self.iter += 1
             self.last_step['skipped'] = True
             log['skipped'] = 1.

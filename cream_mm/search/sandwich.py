@@ -37,7 +37,8 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmpretrain.registry import MODELS
 
 from ..models.losses import soft_cross_entropy
-from .base import BNRecalibratedScoring, SupernetAlgorithm, sampler_kwargs
+from .base import (BNRecalibratedScoring, SupernetAlgorithm, bn_counters,
+                   sampler_kwargs)
 from .precision import backward_uncounted, check_lr
 from .runtime import GradMeanHooks, all_reduce_mean, distributed
 from .samplers import build_sampler
@@ -214,7 +215,8 @@ class SandwichSearch(BNRecalibratedScoring, SupernetAlgorithm):
         x, y = data['inputs'], self._labels(data['data_samples'])
         paths = self.step_paths()
         bn = self.bn_buffers()
-        bn_before = self.snapshot(bn)
+        counters = bn_counters(self.modules())
+        bn_before = self.snapshot(bn + counters)
         seen, skipped = [], []
 
         def backward(loss, last):
@@ -241,7 +243,7 @@ class SandwichSearch(BNRecalibratedScoring, SupernetAlgorithm):
         self.last_step = dict(paths=[self.sampler.key(a) for _, a in paths])
         if skipped:  # nothing moves: gradients dropped, BN restored
             ow.zero_grad()
-            self.restore(bn, bn_before)
+            self.restore(bn + counters, bn_before)
             self.last_step['skipped'] = True
             log['skipped'] = 1.
             return log
