@@ -106,7 +106,8 @@ def _eq6(model, ow, x, y, xv, yv, arch, teacher, meta_in, ctx):
     params = model.path_parameters(arch)
     with ctx():
         logits = model.forward_path(x, arch)
-        q = model.aux_logits(x, teacher) + 8. * F.one_hot(y, cr.NUM_CLASSES)
+        q = model.aux_logits(x, teacher) + 8. * F.one_hot(
+            y, cr.NUM_CLASSES)
         ce = torch.nn.functional.cross_entropy(logits, y)
         kd = soft_cross_entropy(logits, q)
     g_ce = unscaled_grads(ow, ce, list(params.values()))
@@ -124,8 +125,9 @@ def test_cream_meta_hypergradient_under_amp_close_to_fp32(cpu_amp):
     times them) and the hypergradient, taken in fp32 on them, is finite and
     close to the fp32 one. (The held-out risk is taken on the training
     batch, the simulated step is short and the teacher leans to the labels,
-    so that R's gradient at w' and g_KD are far from orthogonal: their inner product, Eq. 6's factor, is
-    then well above bf16's rounding of either.)"""
+    so that R's gradient at w' and g_KD are far from orthogonal: their
+    inner product, Eq. 6's factor, is then well above bf16's rounding of
+    either.)"""
     from contextlib import nullcontext
     model = cr.make_model()
     sgd = torch.optim.SGD(model.parameters(), lr=0.1)
