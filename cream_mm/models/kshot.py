@@ -30,9 +30,12 @@ from .simplex_net import SimplexNet
 
 def merge_shots(code: torch.Tensor, stack: torch.Tensor) -> torch.Tensor:
     """``sum_k code_k * stack[k]`` (Eq. 4) as one (K) x (K, N) product: no
-    K-sized temporary."""
+    K-sized temporary. In the weights' dtype also under autocast (merged
+    BatchNorm affine weights must stay fp32 like the unmerged ones)."""
     k = stack.shape[0]
-    return (code.to(stack.dtype) @ stack.reshape(k, -1)).view(stack.shape[1:])
+    with torch.autocast(stack.device.type, enabled=False):
+        return (code.to(stack.dtype) @ stack.reshape(k, -1)).view(
+            stack.shape[1:])
 
 
 def _owner(root: nn.Module, name: str) -> tuple[nn.Module, str]:

@@ -9,12 +9,13 @@ Two mixins hold what two of the three share: :class:`WarmupSchedule`
 (Cream, K-shot) and :class:`BNRecalibratedScoring` (sandwich, K-shot)."""
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import MessageHub
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 import mmpretrain.models  # noqa: F401  (registers ClsDataPreprocessor)
@@ -22,6 +23,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .precision import NonFiniteGuard
 from .runtime import all_reduce_mean, all_reduce_sum, bn_batch_stats
 
 
@@ -50,6 +52,15 @@ def running_stats(modules: Iterable[nn.Module]) -> list[torch.Tensor]:
             for t in (m.running_mean, m.running_var)]
 
 
+def bn_counters(modules: Iterable[nn.Module]) -> list[torch.Tensor]:
+    """``num_batches_tracked`` of every tracking BatchNorm among
+    ``modules``: with :func:`running_stats`, what a training forward
+    changes (a skipped step restores both)."""
+    return [m.num_batches_tracked for m in modules
+            if isinstance(m, _BatchNorm) and m.track_running_stats
+            and m.num_batches_tracked is not None]
+
+
 def predict_samples(logits: torch.Tensor, data_samples=None) -> list:
     """``data_samples`` (new ``DataSample`` s if None) with the softmax
     scores and argmax labels of ``logits``."""
@@ -70,6 +81,10 @@ class SupernetAlgorithm(BaseModel):
         channels_last: keep weights and inputs in NHWC memory format (the
             same computation; ~1.5x faster convolutions on x86 CPUs).
         data_preprocessor (dict): mmpretrain data preprocessor.
+        nonfinite_patience: steps with a non-finite loss (each skipped:
+            no update at all) in a row after which training stops with
+            :class:`~cream_mm.search.precision.NonFiniteLossError`; 0 never
+            stops.
     """
     #: the error of :meth:`_val_batch` without held-out data
     missing_val_data = (
@@ -79,7 +94,8 @@ class SupernetAlgorithm(BaseModel):
 
     def __init__(self, supernet: dict, head: dict,
                  channels_last: bool = False,
-                 data_preprocessor: dict | None = None, init_cfg=None):
+                 data_preprocessor: dict | None = None, init_cfg=None,
+                 nonfinite_patience: int = 20):
         super().__init__(data_preprocessor=build_preprocessor(
             data_preprocessor), init_cfg=init_cfg)
         self.backbone = MODELS.build(supernet)
@@ -90,6 +106,7 @@ class SupernetAlgorithm(BaseModel):
             self.head.to(memory_format=torch.channels_last)
         self.num_classes = self.head.num_classes
         self._val_batches: list | None = None
+        self.nonfinite = NonFiniteGuard(nonfinite_patience)
 
     @staticmethod
     def _labels(data_samples) -> torch.Tensor:
@@ -170,6 +187,30 @@ class SupernetAlgorithm(BaseModel):
         if isinstance(optim_wrapper, OptimWrapper):
             return optim_wrapper, None
         raise TypeError(f'optim_wrapper: {type(optim_wrapper).__name__}')
+
+    def finite_step(self, loss: torch.Tensor, optim_wrapper,
+                    inputs: torch.Tensor, what: str = 'loss') -> bool:
+        """Whether this step may update anything: ``loss`` finite on every
+        rank (one ``isfinite``; the flag reduced over ranks). A False step
+        leaves weights, BN statistics, board and meta / simplex network as
+        they were (the caller's job); warned once per run of such steps."""
+        ok = self.nonfinite.ok(loss, int(self.iter), what, optim_wrapper,
+                               inputs)
+        if not ok and self.nonfinite.in_a_row == 1:
+            print_log(f'iteration {int(self.iter) + 1}: non-finite '
+                      f'{what}, step skipped (nothing updated)',
+                      logger='current', level=logging.WARNING)
+        return ok
+
+    @staticmethod
+    def snapshot(tensors: list) -> list:
+        """Copies of ``tensors`` (BN statistics a skipped step restores)."""
+        return [t.clone() for t in tensors]
+
+    @staticmethod
+    def restore(tensors: list, saved: list) -> None:
+        for t, s in zip(tensors, saved):
+            t.copy_(s)
 
     # ------------------------------------------------------ validation data
     def attach_search_val(self, batches: list) -> None:

@@ -58,12 +58,13 @@ from ..arch import Arch, format_arch
 from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
                              soft_cross_entropy)
 from ..models.matching import MetaMatchingNetwork
-from .base import (SupernetAlgorithm, WarmupSchedule, running_stats,
-                   sampler_kwargs)
+from .base import (SupernetAlgorithm, WarmupSchedule, bn_counters,
+                   running_stats, sampler_kwargs)
 from .board import PathBoard
 from .flops_table import FlopsTable
-from .runtime import (_mode_modules, all_reduce_mean, all_reduce_sum,
-                      bn_batch_stats, distributed)
+from .precision import all_finite, check_lr, unscaled_grads
+from .runtime import (GradMeanHooks, _mode_modules, all_reduce_mean,
+                      all_reduce_sum, bn_batch_stats, distributed)
 from .sampler import PathSampler
 
 MATCHINGS = ('none', 'fixed', 'random', 'meta')
@@ -114,6 +115,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         channels_last: keep weights and inputs in NHWC memory format (the
             same computation; ~1.5x faster convolutions on x86 CPUs).
         data_preprocessor (dict): mmpretrain data preprocessor.
+        nonfinite_patience: see :class:`SupernetAlgorithm`.
     """
 
     def __init__(self, supernet: dict, head: dict,
@@ -123,10 +125,11 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                  board: dict | None = None, meta: dict | None = None,
                  distill: dict | None = None, scoring: dict | None = None,
                  warmup: dict | None = None, channels_last: bool = False,
-                 data_preprocessor: dict | None = None, init_cfg=None):
+                 data_preprocessor: dict | None = None, init_cfg=None,
+                 nonfinite_patience: int = 20):
         _check('matching', matching, MATCHINGS)
         super().__init__(supernet, head, channels_last, data_preprocessor,
-                         init_cfg)
+                         init_cfg, nonfinite_patience)
         self.space = self.backbone.space
         self.table = FlopsTable(self.space, flops_metric, self.num_classes)
         self.sampler = PathSampler(self.space, self.table, flops_range,
@@ -421,21 +424,31 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         the path (``params``: name -> tensor of this model), ``R =
         CE(y_val, N(x_val; w'))``; rho is ``M(meta_input; theta)`` (its value
         replaced by ``rho_value``, the rank-averaged rho actually used).
+        In fp32 outside autocast and any loss scaler (``g_ce`` / ``g_kd``
+        unscaled): the second-order step is what AMP cannot round.
         """
-        rho_local = self.meta_net(meta_input)
-        rho = rho_local - rho_local.detach() + rho_value
-        a, b = loss_coefficients(rho, self.distill_cfg['loss_form'])
-        new = {n: p.detach() - lr * (a * gc + b * gk)
-               for (n, p), gc, gk in zip(params.items(), g_ce, g_kd)}
-        with bn_batch_stats(self):
-            logits = functional_call(self, new, (x_val, ),
-                                     dict(mode='tensor', arch=arch))
-        risk = F.cross_entropy(logits, y_val)
+        with torch.autocast(x_val.device.type, enabled=False):  # fp32
+            rho_local = self.meta_net(meta_input.float())
+            rho = rho_local - rho_local.detach() + rho_value
+            a, b = loss_coefficients(rho, self.distill_cfg['loss_form'])
+            new = {n: p.detach() - lr * (a * gc + b * gk)
+                   for (n, p), gc, gk in zip(params.items(), g_ce, g_kd)}
+            with bn_batch_stats(self):
+                logits = functional_call(self, new, (x_val, ),
+                                         dict(mode='tensor', arch=arch))
+            risk = F.cross_entropy(logits, y_val)
         theta = list(self.meta_net.parameters())
         return torch.autograd.grad(risk, theta), risk.detach()
 
     # ------------------------------------------------------------ Alg. 1
     def train_step(self, data, optim_wrapper):
+        """One iteration of Alg. 1. Under AMP (the supernet's wrapper an
+        ``AmpOptimWrapper``) every forward and loss -- student, Eq. 4's
+        board paths, teacher, held-out scoring -- runs in its autocast
+        context, every backward on the scaled loss; Eq. 6 takes the two
+        unscaled gradients and runs its simulated step in fp32. A step whose
+        loss is not finite (on any rank) updates nothing
+        (:meth:`finite_step`)."""
         sup_ow, meta_ow = self._wrappers(optim_wrapper)
         with sup_ow.optim_context(self):
             data = self.data_preprocessor(data, True)
@@ -444,62 +457,82 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         arch = self.space.decode(code, res)
         active = self.past_warmup()
         log = dict(flops=flops / 1e6)
+        bn = self.path_bn_buffers(arch)
+        # num_batches_tracked: also the no-grad forwards count batches
+        counters = bn_counters(self.modules())
+        bn_before = self.snapshot(bn + counters)
 
         record: list = []  # the student's features, reused by the teacher
         with sup_ow.optim_context(self):
             student = self.forward_path(x, arch, record)
-        ce = F.cross_entropy(student, y,
-                             label_smoothing=self.distill_cfg[
-                                 'label_smoothing'])
-        teacher, rho, meta_input = (self.select_teacher(
-            x, student, arch, code, res) if active else (None, 0., None))
-        kd = None
-        if teacher is not None:  # line 5: soft targets of the board path
-            t_logits = self.aux_logits(x, teacher, record)
-            kd = (self.kd_loss(student, t_logits) if self.kd_loss is not None
-                  else soft_cross_entropy(student, t_logits,
-                                          self.distill_cfg['temperature']))
+            ce = F.cross_entropy(student, y,
+                                 label_smoothing=self.distill_cfg[
+                                     'label_smoothing'])
+            teacher, rho, meta_input = (self.select_teacher(
+                x, student, arch, code, res) if active else (None, 0., None))
+            kd = None
+            if teacher is not None:  # line 5: soft targets of the board path
+                t_logits = self.aux_logits(x, teacher, record)
+                kd = (self.kd_loss(student, t_logits)
+                      if self.kd_loss is not None else soft_cross_entropy(
+                          student, t_logits, self.distill_cfg['temperature']))
+            form = self.distill_cfg['loss_form']
+            loss = distill_loss(ce, kd, rho, form)
+        if not self.finite_step(loss, sup_ow, x):
+            # the forward's BN update undone
+            self.restore(bn + counters, bn_before)
+            self.iter += 1
+            self.last_step = dict(path=format_arch(arch), teacher=None,
+                                  rho=0., meta_update=False, skipped=True)
+            log.update(loss=loss.detach(), ce=ce.detach(), skipped=1.)
+            return log
+        if teacher is not None:
             self.distill_steps += 1
             log.update(kd=kd.detach(), rho=rho)
-        form = self.distill_cfg['loss_form']
-        loss = distill_loss(ce, kd, rho, form)
         params = self.path_parameters(arch)
         meta_due = (meta_input is not None and meta_ow is not None and
                     (int(self.distill_steps) - 1)
                     % int(self.meta_cfg['interval']) == 0)
-        if meta_due:  # Eq. 6 needs the two gradients apart
-            g_ce = torch.autograd.grad(ce, list(params.values()),
-                                       retain_graph=True)
-            g_kd = torch.autograd.grad(kd, list(params.values()),
-                                       retain_graph=True)
+        if meta_due:  # Eq. 6 needs the two gradients apart (fp32, unscaled)
+            g_ce = unscaled_grads(sup_ow, ce, list(params.values()))
+            g_kd = unscaled_grads(sup_ow, kd, list(params.values()))
+        # under DDP the path's gradients are averaged over ranks in buckets
+        # while the backward runs, then the running BN statistics the
+        # student's forward updated (each rank saw its shard; the mean keeps
+        # every rank's supernet buffers equal)
+        averaging = GradMeanHooks(params.values())
         sup_ow.backward(loss)
-        # one all-reduce: gradients of the path and, under DDP, the running
-        # BN statistics the student's forward just updated (each rank saw
-        # its shard; the mean keeps every rank's supernet buffers equal)
-        sync = [p.grad for p in params.values()]
+        averaging.finish()
         if distributed():
-            sync += self.path_bn_buffers(arch)
-        all_reduce_mean(sync)
+            all_reduce_mean(bn)
         if meta_due:  # lines 9-11, before w moves (Eq. 6 uses w^(t))
             x_val, y_val = (self._val_batch(int(self.meta_steps))
                             if self.meta_cfg['risk_on'] == 'val' else (x, y))
-            lr = sup_ow.get_lr()['lr'][0]
+            lr = check_lr(sup_ow, 'supernet')
             grads, risk = self.meta_hypergradient(
                 params, g_ce, g_kd, meta_input, rho, lr, arch, x_val, y_val)
             all_reduce_mean(list(grads))
-            for p, g in zip(self.meta_net.parameters(), grads):
-                p.grad = g
-            meta_ow.step()
-            meta_ow.zero_grad()
-            self.meta_steps += 1
-            log['meta_risk'] = risk
+            # the same bytes on every rank: all skip or all step
+            meta_due = all_finite(grads)
+            if meta_due:
+                check_lr(meta_ow, 'meta')
+                for p, g in zip(self.meta_net.parameters(), grads):
+                    p.grad = g
+                meta_ow.step()
+                meta_ow.zero_grad()
+                self.meta_steps += 1
+                log['meta_risk'] = risk
+            else:
+                log['meta_skipped'] = 1.
         if sup_ow.should_update():
-            sup_ow.step()
+            check_lr(sup_ow, 'supernet')
+            sup_ow.step()  # AMP: unscale, clip, skip on inf (GradScaler)
             sup_ow.zero_grad()
 
         train_acc = self.batch_top1(student.detach(), y)
         if self.use_board and active:  # lines 7-8
-            self.update_board(code, res, flops, arch, train_acc, x, y)
+            with sup_ow.optim_context(self):
+                self.update_board(code, res, flops, arch, train_acc, x, y)
             log['board_best'] = float(self.board.scores[self.board.best()])
         self._track(train_acc)
         self.iter += 1

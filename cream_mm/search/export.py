@@ -17,6 +17,7 @@ import torch
 
 from ..arch import Arch, format_arch
 from ..models.complexity import arch_cost
+from .precision import refuse_nonfinite
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
 DEFAULT_CLS_BASE = 'cream/cream-287m_16xb128_in1k.py'
@@ -86,6 +87,8 @@ def export_arch(model, arch, out_dir: str, name: str = 'searched',
     ``model.backbone.backbone_cfg(arch)``, the weights
     ``model.backbone.export(arch)`` (+ the head, sliced if elastic); a
     :class:`CreamSupernet` writes exactly the Cream files of before.
+    Weights with a non-finite value are refused (ValueError naming them)
+    before any file is written.
     """
     from ..models.supernet import CreamSupernet
     out = Path(out_dir)
@@ -95,13 +98,14 @@ def export_arch(model, arch, out_dir: str, name: str = 'searched',
              else _protocol_parts(model, arch, _base(det_base)))
     text, size, child, head = (parts['text'], parts['size'], parts['child'],
                                parts['head'])
-    (out / f'{name}.arch').write_text(text + '\n')
     weights = out / f'{name}_inherited.pth'
     # device-free: the head may be the search's own (on its device)
     state = {f'backbone.{k}': v.detach().cpu().contiguous()
              for k, v in child.state_dict().items()}
     state.update({f'head.{k}': v.detach().cpu().contiguous()
                   for k, v in head.state_dict().items()})
+    refuse_nonfinite(state.items(), f'export of {text} to {weights}')
+    (out / f'{name}.arch').write_text(text + '\n')
     torch.save(dict(state_dict=state, meta=dict(arch=text)), weights)
     header = parts['header']
     retrain_size = size if cls_input_size == 'search' else cls_input_size

@@ -44,6 +44,7 @@ from mmengine.runner import Runner
 
 from .export import export_arch, select_from_board
 from .finals import FINAL_SEARCHES, run_final
+from .precision import refuse_nonfinite
 from .runtime import search_state_digest, to_cpu
 
 #: finals of the hook itself; every registered final search is allowed too
@@ -197,7 +198,14 @@ class CreamSearchHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the scored-path history (Pareto plot) across resumes; plain
-        lists of str / float / int, so ``weights_only`` loads it."""
+        lists of str / float / int, so ``weights_only`` loads it. A model
+        with non-finite weights is not saved (ValueError: the run stops,
+        the checkpoints before stay the last good ones)."""
+        it = checkpoint.get('meta', {}).get('iter', runner.iter)
+        refuse_nonfinite(  # the board's unscored paths are -inf on purpose
+            [(k, v) for k, v in checkpoint.get('state_dict', {}).items()
+             if not k.startswith('board.')],
+            f'checkpoint at iteration {it} (not written)')
         if hasattr(self._model(runner), 'history'):
             checkpoint['search_history'] = [list(h) for h in
                                             self._model(runner).history]

@@ -41,8 +41,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..models.kshot import KShotSupernet
 from ..models.simplex_net import channel_regulariser
 from .base import (BNRecalibratedScoring, SupernetAlgorithm,
-                   WarmupSchedule, sampler_kwargs)
-from .runtime import all_reduce_mean, bn_batch_stats, distributed
+                   WarmupSchedule, bn_counters, sampler_kwargs)
+from .optim import SHARED_KEYS, apply_shared
+from .precision import check_lr, finite_on_every_rank, scaled
+from .runtime import (GradMeanHooks, all_reduce_mean, bn_batch_stats,
+                      distributed)
 from .samplers import build_sampler
 
 
@@ -73,6 +76,7 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
         calib_batches: batches for the re-calibration (the search hook
             attaches them, :meth:`attach_calib`).
         label_smoothing: of the supernet step's CE.
+        nonfinite_patience: see :class:`SupernetAlgorithm`.
     """
 
     def __init__(self, supernet: dict, head: dict,
@@ -81,10 +85,12 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
                  warmup: dict | None = None, simplex: dict | None = None,
                  recalibrate_bn: bool = True, calib_batches: int = 4,
                  label_smoothing: float = 0., channels_last: bool = False,
-                 data_preprocessor: dict | None = None, init_cfg=None):
+                 data_preprocessor: dict | None = None, init_cfg=None,
+                 nonfinite_patience: int = 20):
         super().__init__(supernet, head, channels_last=channels_last,
                          data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg,
+                         nonfinite_patience=nonfinite_patience)
         if not isinstance(self.backbone, KShotSupernet):
             raise TypeError(f'supernet: type {type(self.backbone).__name__};'
                             " KShotSearch needs type='KShotSupernet' "
@@ -142,6 +148,10 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
 
     # ------------------------------------------------------------- steps
     def train_step(self, data, optim_wrapper):
+        """One iteration. Under AMP each step's forwards run in its
+        wrapper's autocast context and its losses are scaled by its loss
+        scaler (``step`` unscales and skips on inf). A step whose loss is
+        not finite (on any rank) updates nothing."""
         sup_ow, simplex_ow = self._wrappers(optim_wrapper)
         with sup_ow.optim_context(self):
             data = self.data_preprocessor(data, True)
@@ -151,43 +161,57 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
         arch = self.sampler.sample()
         with torch.no_grad():  # Eq. 9: sigma fixed
             code = self.backbone.code(arch)
+        bn = self.bn_buffers()
+        counters = bn_counters(self.modules())
+        bn_before = self.snapshot(bn + counters)
         with sup_ow.optim_context(self):
             logits = self.forward_path(x, arch, code)
-        ce = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+            ce = F.cross_entropy(logits, y,
+                                 label_smoothing=self.label_smoothing)
+        log = dict(loss=ce.detach(), ce=ce.detach(),
+                   flops=self.sampler.cost(arch) / 1e6)
+        self.last_step = dict(path=self.sampler.key(arch),
+                              code=[round(float(v), 4) for v in code],
+                              simplex_update=False)
+        if not self.finite_step(ce, sup_ow, x):  # neither step moves
+            self.restore(bn + counters, bn_before)
+            self.iter += 1
+            self.last_step['skipped'] = True
+            log['skipped'] = 1.
+            return log
+        # under DDP averaged over ranks in buckets while the backward runs
+        averaging = GradMeanHooks(self.supernet_parameters())
         sup_ow.backward(ce)
-        sync = [p.grad for p in self.supernet_parameters()
-                if p.grad is not None]
+        averaging.finish()
         if distributed():
-            sync += self.bn_buffers()
-        all_reduce_mean(sync)
+            all_reduce_mean(bn)
         if sup_ow.should_update():
+            check_lr(sup_ow, 'supernet')
             sup_ow.step()
             sup_ow.zero_grad()
-        log = dict(loss=ce.detach(), ce=ce.detach(),
-                   top1=self.batch_top1(logits.detach(), y),
-                   flops=self.sampler.cost(arch) / 1e6)
+        log['top1'] = self.batch_top1(logits.detach(), y)
         simplex_due = (active and simplex_ow is not None and
                        int(self.iter) % int(self.simplex_cfg['interval'])
                        == 0)
         if simplex_due:
             log.update(self.simplex_step(x, y, simplex_ow))
         self.iter += 1
-        self.last_step = dict(path=self.sampler.key(arch),
-                              code=[round(float(v), 4) for v in code],
-                              simplex_update=bool(simplex_due))
+        self.last_step['simplex_update'] = bool(simplex_due)
         return log
 
     def simplex_step(self, x: torch.Tensor, y: torch.Tensor,
                      simplex_ow: OptimWrapper) -> dict:
         """Eq. 8 / Eq. 17: m paths on b/m images each, gradient into the
-        simplex-net only; returns the logged values."""
+        simplex-net only; returns the logged values. Forwards in the
+        wrapper's autocast context, losses scaled by its scaler; a
+        non-finite loss (on any rank) skips the update."""
         # at least 2 images per group (BatchNorm on batch statistics)
         m = max(1, min(int(self.simplex_cfg['paths']), len(x) // 2))
         archs = self.simplex_paths(m)
         params = [p for p in self.backbone.simplex.parameters()
                   if p.requires_grad]
         grads = [torch.zeros_like(p) for p in params]
-        ce_sum = 0.
+        ce_sum = torch.zeros((), dtype=torch.float64, device=x.device)
         bns = [bn for bn in self.modules() if isinstance(bn, _BatchNorm)
                and bn.training]
         for bn in bns:  # batch statistics, num_batches_tracked untouched
@@ -197,31 +221,38 @@ class KShotSearch(WarmupSchedule, BNRecalibratedScoring, SupernetAlgorithm):
                 for arch, xg, yg in zip(archs, torch.tensor_split(x, m),
                                         torch.tensor_split(y, m)):
                     code = self.backbone.code(arch)
-                    logits = self.forward_path(xg, arch, code,
-                                               detach_shots=True)
-                    ce = F.cross_entropy(logits, yg) / m
+                    with simplex_ow.optim_context(self):
+                        logits = self.forward_path(xg, arch, code,
+                                                   detach_shots=True)
+                        ce = F.cross_entropy(logits, yg) / m
                     for g, gi in zip(grads, torch.autograd.grad(
-                            ce, params, allow_unused=True)):
+                            scaled(simplex_ow, ce), params,
+                            allow_unused=True)):
                         if gi is not None:
                             g += gi
-                    ce_sum += float(ce.detach())
+                    ce_sum = ce_sum + ce.detach().double()
         finally:
             for bn in bns:
                 bn.training = True
         reg = self.channel_reg(archs)
         if reg.requires_grad:
             for g, gi in zip(grads, torch.autograd.grad(
-                    float(self.simplex_cfg['reg_weight']) * reg, params,
-                    allow_unused=True)):
+                    scaled(simplex_ow, float(self.simplex_cfg['reg_weight'])
+                           * reg), params, allow_unused=True)):
                 if gi is not None:
                     g += gi
+        out = dict(simplex_ce=float(ce_sum), r_c=float(reg.detach()))
+        if not finite_on_every_rank(ce_sum + reg.detach().to(ce_sum)):
+            out['simplex_skipped'] = 1.
+            return out
         all_reduce_mean(grads)
         for p, g in zip(params, grads):
             p.grad = g
-        simplex_ow.step()
+        check_lr(simplex_ow, 'simplex')
+        simplex_ow.step()  # AMP: unscaled here, skipped on inf
         simplex_ow.zero_grad()
         self.simplex_steps += 1
-        return dict(simplex_ce=ce_sum, r_c=float(reg.detach()))
+        return out
 
     def channel_reg(self, archs: Sequence) -> torch.Tensor:
         """Mean r_c (Eq. 15-16) over the groups of paths that share an
@@ -348,16 +379,24 @@ class KShotOptimWrapperConstructor:
             supernet=dict(optimizer=dict(type='SGD', lr=0.12, momentum=0.9,
                                          nesterov=True, weight_decay=4e-5)),
             simplex=dict(optimizer=dict(type='Adam', lr=1e-3)))
+
+    Top-level ``type`` / ``loss_scale`` / ``dtype`` (``--amp``) apply to
+    both parts (:func:`~cream_mm.search.optim.apply_shared`).
     """
 
     PARTS = ('supernet', 'simplex')
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg=None):
-        cfg = copy.deepcopy(dict(optim_wrapper_cfg))
+        cfg = apply_shared(
+            {k: copy.deepcopy(dict(v)) if isinstance(v, dict) else v
+             for k, v in dict(optim_wrapper_cfg).items()},
+            self.PARTS, type(self).__name__)
         if set(cfg) != set(self.PARTS):
             raise ValueError(f'optim_wrapper: keys {sorted(cfg)}; '
                              "KShotOptimWrapperConstructor takes exactly "
-                             "'supernet' and 'simplex'")
+                             "'supernet' and 'simplex' (and the wrapper "
+                             f"keys {', '.join(SHARED_KEYS)}, applied to "
+                             'both)')
         self.cfg = cfg
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:

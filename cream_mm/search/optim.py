@@ -8,6 +8,12 @@ dict keyed by ``supernet`` / ``meta``)::
         supernet=dict(optimizer=dict(type='SGD', lr=0.5, momentum=0.9,
                                      weight_decay=4e-5)),
         meta=dict(optimizer=dict(type='SGD', lr=1e-4)))
+
+Mixed precision (``tools/train.py --amp`` sets ``type='AmpOptimWrapper'``
+and ``loss_scale`` at the top; ``dtype`` may be added there too): the
+top-level keys :data:`SHARED_KEYS` apply to the parts that train under AMP
+-- the supernet; the meta network's Eq. 6 hypergradient is taken in fp32
+outside any loss scaler, so ``meta`` stays an ``OptimWrapper``.
 """
 from __future__ import annotations
 
@@ -19,6 +25,40 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 PARTS = ('supernet', 'meta')
+#: the parts of the search constructors (Cream's and K-shot's)
+PARTS_ALL = ('supernet', 'meta', 'simplex')
+#: optim-wrapper keys that may sit at the top of a multi-part config
+SHARED_KEYS = ('type', 'loss_scale', 'dtype')
+WRAPPER_TYPES = ('OptimWrapper', 'AmpOptimWrapper')
+
+
+def apply_shared(cfg: dict, amp_parts: tuple, constructor: str) -> dict:
+    """Move the top-level :data:`SHARED_KEYS` of ``cfg`` into the parts
+    ``amp_parts`` (a top-level ``type`` wins: it is what ``--amp`` sets;
+    ``loss_scale`` / ``dtype`` fill what a part leaves unset). A part
+    outside ``amp_parts`` must stay an ``OptimWrapper``."""
+    shared = {k: cfg.pop(k) for k in SHARED_KEYS if k in cfg}
+    for name, part in [(n, cfg[n]) for n in cfg if n in PARTS_ALL]:
+        if 'type' in shared and name in amp_parts:
+            part['type'] = shared['type']
+        kind = part.get('type', 'OptimWrapper')
+        if kind not in WRAPPER_TYPES:
+            raise ValueError(f'optim_wrapper.{name}.type={kind!r}: '
+                             f'{constructor} builds '
+                             f'{" or ".join(map(repr, WRAPPER_TYPES))}')
+        if name not in amp_parts:
+            if kind != 'OptimWrapper':
+                raise ValueError(
+                    f"optim_wrapper.{name}.type={kind!r}: the {name} part "
+                    'is trained in fp32 without a loss scaler (its gradient '
+                    "is taken outside AMP); use 'OptimWrapper' (--amp "
+                    f"applies to {', '.join(map(repr, amp_parts))})")
+            continue
+        if kind == 'AmpOptimWrapper':
+            for k in ('loss_scale', 'dtype'):
+                if k in shared:
+                    part.setdefault(k, shared[k])
+    return cfg
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -27,12 +67,17 @@ class CreamOptimWrapperConstructor:
     each part is an ordinary optim-wrapper config (``paramwise_cfg`` too)."""
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg=None):
-        cfg = copy.deepcopy(dict(optim_wrapper_cfg))
+        cfg = apply_shared(
+            {k: copy.deepcopy(dict(v)) if isinstance(v, dict) else v
+             for k, v in dict(optim_wrapper_cfg).items()},
+            ('supernet', ), type(self).__name__)
         unknown = set(cfg) - set(PARTS)
         if unknown or 'supernet' not in cfg:
             raise ValueError(f'optim_wrapper: keys {sorted(cfg)}; '
                              f'CreamOptimWrapperConstructor takes '
-                             f"'supernet' (required) and 'meta'")
+                             f"'supernet' (required) and 'meta' (and the "
+                             f"wrapper keys {', '.join(SHARED_KEYS)}, "
+                             'applied to supernet)')
         self.cfg = cfg
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:

@@ -83,19 +83,112 @@ def distributed() -> bool:
     return dist.is_distributed() and dist.get_world_size() > 1
 
 
-def all_reduce_mean(tensors: Iterable[torch.Tensor]) -> None:
-    """In-place mean over ranks of a list of tensors (one flat all-reduce)."""
-    tensors = [t for t in tensors if t is not None]
-    if not distributed() or not tensors:
-        return
-    flat = torch.cat([t.reshape(-1).to(torch.float64) for t in tensors])
-    dist.all_reduce(flat, op='sum')
+#: bytes per all-reduce of :func:`all_reduce_mean` / :class:`GradMeanHooks`
+#: (torch DDP's default bucket size)
+BUCKET_BYTES = 25 * 2 ** 20
+
+
+def _buckets(tensors: list, cap: int) -> list[list]:
+    """Consecutive runs of tensors of one dtype and device, each of at most
+    ``cap`` bytes (a larger tensor is a bucket of its own)."""
+    out: list = []
+    size = 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        if not out or t.dtype != out[-1][0].dtype or \
+                t.device != out[-1][0].device or size + nbytes > cap:
+            out.append([])
+            size = 0
+        out[-1].append(t)
+        size += nbytes
+    return out
+
+
+def _launch(tensors: list):
+    """Flat copy of ``tensors`` and its asynchronous all-reduce (sum)."""
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    return flat, torch.distributed.all_reduce(flat, async_op=True)
+
+
+def _finish(tensors: list, flat: torch.Tensor, work) -> None:
+    work.wait()
     flat /= dist.get_world_size()
     k = 0
     for t in tensors:
         n = t.numel()
-        t.copy_(flat[k:k + n].view_as(t).to(t.dtype))
+        t.copy_(flat[k:k + n].view_as(t))
         k += n
+
+
+def all_reduce_mean(tensors: Iterable[torch.Tensor],
+                    bucket_bytes: int | None = None) -> None:
+    """In-place mean over ranks of a list of tensors, each in its own dtype
+    and on its own device (NCCL: the model's), in buckets of
+    ``bucket_bytes`` (default :data:`BUCKET_BYTES`) whose all-reduces are in
+    flight together. Every rank receives the same bytes."""
+    tensors = [t for t in tensors if t is not None]
+    if not distributed() or not tensors:
+        return
+    cap = BUCKET_BYTES if bucket_bytes is None else int(bucket_bytes)
+    pending = [(b, *_launch(b)) for b in _buckets(tensors, cap)]
+    for bucket, flat, work in pending:
+        _finish(bucket, flat, work)
+
+
+class GradMeanHooks:
+    """Gradient averaging over ranks that overlaps the backward pass (the
+    bucketed scheme of torch's DDP, for algorithms that run their own
+    backward passes): buckets of :data:`BUCKET_BYTES` over ``params`` in
+    reverse order; a bucket's all-reduce starts as soon as the backward has
+    accumulated every gradient in it, buckets start in a fixed order (the
+    same collectives on every rank), :meth:`finish` starts the rest
+    (parameters the backward did not reach) and waits.
+
+    ::
+
+        hooks = GradMeanHooks(params)   # before the (last) backward
+        loss.backward()
+        hooks.finish()                  # p.grad: the mean over ranks
+
+    Without a distributed run it does nothing. Every gradient of ``params``
+    must be final when its hook fires (the last backward pass of the step).
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor],
+                 bucket_bytes: int | None = None):
+        self.active = distributed()
+        if not self.active:
+            return
+        params = [p for p in params if p.requires_grad][::-1]
+        cap = BUCKET_BYTES if bucket_bytes is None else int(bucket_bytes)
+        self.buckets = _buckets(params, cap)
+        where = {id(p): i for i, b in enumerate(self.buckets) for p in b}
+        self.left = [len(b) for b in self.buckets]
+        self.next, self.pending = 0, []
+        self.handles = [p.register_post_accumulate_grad_hook(
+            lambda p, i=where[id(p)]: self._ready(i)) for p in params]
+
+    def _ready(self, i: int) -> None:
+        self.left[i] -= 1
+        while self.next < len(self.buckets) and not self.left[self.next]:
+            self._start(self.next)
+
+    def _start(self, i: int) -> None:
+        grads = [p.grad for p in self.buckets[i] if p.grad is not None]
+        if grads:
+            self.pending.append((grads, *_launch(grads)))
+        self.next = i + 1
+
+    def finish(self) -> None:
+        if not self.active:
+            return
+        for h in self.handles:
+            h.remove()
+        while self.next < len(self.buckets):
+            self._start(self.next)
+        for grads, flat, work in self.pending:
+            _finish(grads, flat, work)
+        self.pending = []
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:

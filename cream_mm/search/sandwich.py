@@ -27,7 +27,7 @@ passes, so every rank's supernet stays identical.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Sequence
 
 import torch
@@ -37,8 +37,10 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmpretrain.registry import MODELS
 
 from ..models.losses import soft_cross_entropy
-from .base import BNRecalibratedScoring, SupernetAlgorithm, sampler_kwargs
-from .runtime import all_reduce_mean, distributed
+from .base import (BNRecalibratedScoring, SupernetAlgorithm, bn_counters,
+                   sampler_kwargs)
+from .precision import backward_uncounted, check_lr
+from .runtime import GradMeanHooks, all_reduce_mean, distributed
 from .samplers import build_sampler
 
 
@@ -87,7 +89,8 @@ class SandwichSearch(BNRecalibratedScoring, SupernetAlgorithm):
             AlphaNet / AttentiveNAS always do); False: batch statistics.
         calib_batches: batches for the re-calibration (the search hook
             attaches them from the training data).
-        channels_last, data_preprocessor: see :class:`SupernetAlgorithm`.
+        channels_last, data_preprocessor, nonfinite_patience: see
+            :class:`SupernetAlgorithm`.
     """
 
     def __init__(self, supernet: dict, head: dict,
@@ -99,9 +102,10 @@ class SandwichSearch(BNRecalibratedScoring, SupernetAlgorithm):
                  max_path_drop_connect: float | None = None,
                  recalibrate_bn: bool = True, calib_batches: int = 4,
                  channels_last: bool = False,
-                 data_preprocessor: dict | None = None, init_cfg=None):
+                 data_preprocessor: dict | None = None, init_cfg=None,
+                 nonfinite_patience: int = 20):
         super().__init__(supernet, head, channels_last, data_preprocessor,
-                         init_cfg)
+                         init_cfg, nonfinite_patience)
         if int(num_random) < 0:
             raise ValueError(f'num_random={num_random}: must be >= 0')
         if not 0 <= float(label_smoothing) < 1:
@@ -175,54 +179,80 @@ class SandwichSearch(BNRecalibratedScoring, SupernetAlgorithm):
                 [('min', self.smallest)])
 
     def sandwich_losses(self, x: torch.Tensor, y: torch.Tensor, paths,
-                        backward) -> dict:
+                        backward, autocast=nullcontext) -> dict:
         """Forward and ``backward(loss, last)`` each path in turn (one
-        graph alive at a time); returns the detached losses by name."""
+        graph alive at a time); returns the detached losses by name.
+        ``autocast``: the context of every forward and loss (the optim
+        wrapper's :meth:`optim_context`); the backward runs outside it."""
         losses, teacher = {}, None
         for k, (name, arch) in enumerate(paths):
             last = k == len(paths) - 1
-            if teacher is None:  # the largest: labels, becomes the teacher
-                with self._dropout(largest=True):
-                    logits = self.forward_path(x, arch)
-                loss = F.cross_entropy(logits, y,
-                                       label_smoothing=self.label_smoothing)
-                teacher = logits.detach()
-            else:  # in-place distillation, no label term
-                with self._dropout(largest=False):
-                    logits = self.forward_path(x, arch)
-                loss = self.kd_loss(logits, teacher)
-            backward(loss, last)
+            with autocast():
+                if teacher is None:  # the largest: labels, the teacher
+                    with self._dropout(largest=True):
+                        logits = self.forward_path(x, arch)
+                    loss = F.cross_entropy(
+                        logits, y, label_smoothing=self.label_smoothing)
+                    teacher = logits.detach()
+                else:  # in-place distillation, no label term
+                    with self._dropout(largest=False):
+                        logits = self.forward_path(x, arch)
+                    loss = self.kd_loss(logits, teacher)
             losses[name] = loss.detach()
+            backward(loss, last)
         return losses
 
     # ----------------------------------------------------------- training
     def train_step(self, data, optim_wrapper):
+        """One sandwich step. Under AMP every subnet's forward runs in the
+        wrapper's autocast context and every backward on the loss scaled by
+        its loss scaler (one scale per step, so the accumulated gradient is
+        the scaled sum; ``step`` unscales, clips and skips on inf). A step
+        whose losses are not all finite (on any rank) updates nothing."""
         ow = self._wrapper(optim_wrapper)
         with ow.optim_context(self):
             data = self.data_preprocessor(data, True)
         x, y = data['inputs'], self._labels(data['data_samples'])
         paths = self.step_paths()
+        bn = self.bn_buffers()
+        counters = bn_counters(self.modules())
+        bn_before = self.snapshot(bn + counters)
+        seen, skipped = [], []
 
         def backward(loss, last):
             # gradients accumulate over the subnets; the wrapper counts the
             # step once (its accumulation / loss scaling stay per iteration)
+            seen.append(loss.detach())
             loss = ow.scale_loss(loss)
-            if last:
+            if not last:
+                backward_uncounted(ow, loss)
+            elif self.finite_step(torch.stack(seen).sum(), ow, x):
+                # under DDP: averaged over ranks in buckets while the last
+                # backward runs (the other subnets' gradients are final)
+                averaging = GradMeanHooks(self.parameters())
                 ow.backward(loss)
+                averaging.finish()
             else:
-                loss.backward()
+                skipped.append(True)
 
-        losses = self.sandwich_losses(x, y, paths, backward)
-        if distributed():  # same subnets on every rank: average the rest
-            all_reduce_mean([p.grad for p in self.parameters()])
-            all_reduce_mean(self.bn_buffers())
-        if ow.should_update():
-            ow.step()  # clip_grad (if configured) once, then the update
-            ow.zero_grad()
-        self.iter += 1
-        self.last_step = dict(paths=[self.sampler.key(a) for _, a in paths])
+        losses = self.sandwich_losses(x, y, paths, backward,
+                                      lambda: ow.optim_context(self))
         log = {f'loss_{k}': v for k, v in losses.items()}
         log['loss'] = sum(losses.values())
+        self.iter += 1
+        self.last_step = dict(paths=[self.sampler.key(a) for _, a in paths])
+        if skipped:  # nothing moves: gradients dropped, BN restored
+            ow.zero_grad()
+            self.restore(bn + counters, bn_before)
+            self.last_step['skipped'] = True
+            log['skipped'] = 1.
+            return log
+        if distributed():  # same subnets on every rank: average the rest
+            all_reduce_mean(bn)
+        if ow.should_update():
+            check_lr(ow, 'optimizer')
+            ow.step()  # clip_grad (if configured) once, then the update
+            ow.zero_grad()
         return log
 
     @staticmethod
