@@ -194,6 +194,13 @@ def test_board_json_is_strict_json_with_one_flops_unit(tmp_path):
         == 4.5
 
 
+class _DoneWork:
+    """The handle of an asynchronous collective that has completed."""
+
+    def wait(self):
+        return True
+
+
 class _FakeNccl:
     """``torch.distributed`` as mmengine's collectives see it under NCCL
     with 2 ranks: a collective refuses any tensor off the backend's device
@@ -206,10 +213,11 @@ class _FakeNccl:
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def _collective(self, t, *args, **kwargs):
+    def _collective(self, t, *args, async_op=False, **kwargs):
         if t.device.type != 'meta':
             raise DeviceMixError(f'NCCL collective on a {t.device} tensor')
         self.seen.append(tuple(t.shape))
+        return _DoneWork() if async_op else None
 
     all_reduce = broadcast = _collective
 

@@ -25,6 +25,7 @@ from mmpretrain.registry import MODELS
 from torch.func import functional_call
 
 from ..registry import register_model
+from .autocast import no_autocast
 from .simplex_net import SimplexNet
 
 
@@ -33,7 +34,7 @@ def merge_shots(code: torch.Tensor, stack: torch.Tensor) -> torch.Tensor:
     K-sized temporary. In the weights' dtype also under autocast (merged
     BatchNorm affine weights must stay fp32 like the unmerged ones)."""
     k = stack.shape[0]
-    with torch.autocast(stack.device.type, enabled=False):
+    with no_autocast(stack.device.type):
         return (code.to(stack.dtype) @ stack.reshape(k, -1)).view(
             stack.shape[1:])
 

@@ -55,6 +55,7 @@ from mmpretrain.registry import MODELS
 from torch.func import functional_call
 
 from ..arch import Arch, format_arch
+from ..models.autocast import no_autocast
 from ..models.losses import (LOSS_FORMS, distill_loss, loss_coefficients,
                              soft_cross_entropy)
 from ..models.matching import MetaMatchingNetwork
@@ -427,8 +428,9 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         In fp32 outside autocast and any loss scaler (``g_ce`` / ``g_kd``
         unscaled): the second-order step is what AMP cannot round.
         """
-        with torch.autocast(x_val.device.type, enabled=False):  # fp32
-            rho_local = self.meta_net(meta_input.float())
+        with no_autocast(x_val.device.type):  # fp32
+            theta_dtype = self.meta_net.fc1.weight.dtype  # fp32 (fp64 in tests)
+            rho_local = self.meta_net(meta_input.to(theta_dtype))
             rho = rho_local - rho_local.detach() + rho_value
             a, b = loss_coefficients(rho, self.distill_cfg['loss_form'])
             new = {n: p.detach() - lr * (a * gc + b * gk)

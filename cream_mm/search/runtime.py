@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 from mmengine import dist
+from mmengine.dist import dist as _mmdist
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
@@ -105,9 +106,14 @@ def _buckets(tensors: list, cap: int) -> list[list]:
 
 
 def _launch(tensors: list):
-    """Flat copy of ``tensors`` and its asynchronous all-reduce (sum)."""
+    """Flat copy of ``tensors`` on the backend's device (NCCL: the GPU,
+    whatever device the tensors are on) and its asynchronous all-reduce
+    (sum); :func:`_finish` copies the mean back to each tensor's device."""
     flat = torch.cat([t.reshape(-1) for t in tensors])
-    return flat, torch.distributed.all_reduce(flat, async_op=True)
+    device = _mmdist.get_comm_device()
+    if flat.device != device:
+        flat = flat.to(device)
+    return flat, _mmdist.torch_dist.all_reduce(flat, async_op=True)
 
 
 def _finish(tensors: list, flat: torch.Tensor, work) -> None:
