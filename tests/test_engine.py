@@ -193,8 +193,9 @@ def test_prepare_runner_cfg_adds_hook_once_and_defers_to_cuda(monkeypatch):
     cfg = Config(dict(launcher='pytorch', custom_hooks=[]))
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     prepare_runner_cfg(prepare_runner_cfg(cfg))
-    assert cfg.custom_hooks == [dict(type='SafeCheckpointHook'),
-                                dict(type='EvalProgressBarHook')]
+    assert cfg.custom_hooks == [
+        dict(type='SafeCheckpointHook'), dict(type='EvalProgressBarHook'),
+        dict(type='CheckpointFitHook', strict=True, strict_resume=True)]
     assert 'model_wrapper_cfg' not in cfg  # mmengine's own path
     assert not torch_dist.is_initialized()
     assert init_cpu_dist('pytorch') is False
