@@ -10,6 +10,7 @@ from .dist import (CreamDistributedDataParallel, cpu_model_wrapper_cfg,
                    finish_dist, has_accelerator, init_cpu_dist)
 from .checkpoint_fit import CheckpointFitHook, fit_problems
 from .hooks import SafeCheckpointHook
+from .neck_check import NeckCheckHook, check_detector
 from .progress import EvalProgressBarHook
 from .safe_checkpoint import (SAFE_GLOBALS, CorruptCheckpointError,
                               UnsafeCheckpointError, check_checkpoint,
@@ -24,7 +25,7 @@ install_local_loader()
 __all__ = [
     'SAFE_GLOBALS', 'UnsafeCheckpointError', 'SafeCheckpointHook',
     'CheckpointFitHook', 'CorruptCheckpointError', 'fit_problems',
-    'format_problem',
+    'format_problem', 'NeckCheckHook', 'check_detector',
     'CreamDistributedDataParallel', 'EvalProgressBarHook', 'check_checkpoint',
     'cpu_model_wrapper_cfg', 'finish_dist', 'has_accelerator', 'init_cpu_dist',
     'install_local_loader', 'prepare_runner_cfg', 'register_safe_globals',

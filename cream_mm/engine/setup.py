@@ -47,6 +47,8 @@ def prepare_runner_cfg(cfg, load_strict: bool = True):
        exactly (``load_strict``: the default for ``load_from`` --
        tools/train.py passes ``False`` so fine-tuning lists what it skips;
        a ``load_strict`` key in ``cfg`` overrides it, resumes included);
+    1c. for a model with a ``neck``: a ``NeckCheckHook`` (warns when the
+       neck does not read the backbone's outputs at the heads' strides);
     2. for a distributed launcher on a CPU-only machine: initialise the gloo
        process group now (so ``Runner.setup_env`` skips mmengine's CUDA-only
        ``init_dist``) and set ``model_wrapper_cfg`` to
@@ -60,6 +62,11 @@ def prepare_runner_cfg(cfg, load_strict: bool = True):
             'EvalProgressBarHook') for h in hooks):
         hooks.append(dict(type='EvalProgressBarHook'))
     _add_fit_hook(hooks, cfg, load_strict)
+    model = cfg.get('model')
+    if isinstance(model, dict) and 'neck' in model and not any(
+            isinstance(h, dict) and h.get('type') == 'NeckCheckHook'
+            for h in hooks):
+        hooks.append(dict(type='NeckCheckHook'))
     cfg.custom_hooks = hooks
 
     launcher = cfg.get('launcher', 'none') or 'none'
