@@ -14,16 +14,20 @@ the differences and evaluates anyway; docs/checkpoints.md) and calls
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+# this checkout's cream_mm first (as the other tools/ scripts)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cream_mm  # noqa: F401  (registers models, hooks, wrappers)
-from cream_mm.engine import (CorruptCheckpointError, UnsafeCheckpointError,
-                             check_checkpoint, finish_dist,
-                             prepare_runner_cfg)
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.evaluator import DumpResults  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import cream_mm  # noqa: E402,F401  (registers models, hooks, wrappers)
+from cream_mm.engine import (  # noqa: E402
+    CorruptCheckpointError, UnsafeCheckpointError, check_checkpoint,
+    finish_dist, prepare_runner_cfg)
 
 
 def parse_args(argv=None):

@@ -18,15 +18,19 @@ strict too (docs/checkpoints.md).
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner, find_latest_checkpoint
+# this checkout's cream_mm first (as the other tools/ scripts)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cream_mm  # noqa: F401  (registers models, hooks, wrappers)
-from cream_mm.engine import (CorruptCheckpointError, UnsafeCheckpointError,
-                             check_checkpoint, finish_dist,
-                             prepare_runner_cfg)
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+
+import cream_mm  # noqa: E402,F401  (registers models, hooks, wrappers)
+from cream_mm.engine import (  # noqa: E402
+    CorruptCheckpointError, UnsafeCheckpointError, check_checkpoint,
+    finish_dist, prepare_runner_cfg)
 
 
 def parse_args(argv=None):
