@@ -2,6 +2,13 @@
 # Training on a Slurm cluster, as OpenMMLab's tools/slurm_train.sh.
 # Usage: tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]
 # Env: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS, PYTHON.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case ${1:-} in -h|--help) usage; exit 0 ;; esac
+if [ $# -lt 4 ]; then
+  usage >&2
+  echo "error: expected PARTITION JOB_NAME CONFIG WORK_DIR, got $# argument(s)" >&2
+  exit 2
+fi
 
 set -x
 
