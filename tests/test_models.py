@@ -98,7 +98,8 @@ def test_out_indices_strides_and_channels():
 
 
 @pytest.mark.parametrize('kw, words', [
-    (dict(drop_path_rate=1.0), r'drop_path_rate: 1.0; allowed a number in \[0, 1\)'),
+    (dict(drop_path_rate=1.0),
+     r'drop_path_rate: 1.0; allowed a number in \[0, 1\)'),
     (dict(drop_path_rate=-0.1), r'drop_path_rate: -0.1'),
     (dict(drop_path_rate='0.1'), r'drop_path_rate'),
     (dict(out_indices=6), r'out_indices: 6 is not a sequence.*0\.\.'),

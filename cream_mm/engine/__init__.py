@@ -1,7 +1,8 @@
 """Engine pieces of cream_mm: safe checkpoints and CPU distributed training.
 
 Importing this package (``import cream_mm`` does) registers
-``SafeCheckpointHook`` and ``CheckpointFitHook`` (mmengine ``HOOKS``), ``CreamDistributedDataParallel``
+``SafeCheckpointHook``, ``CheckpointFitHook`` and ``NeckCheckHook``
+(mmengine ``HOOKS``), ``CreamDistributedDataParallel``
 (mmengine ``MODEL_WRAPPERS``), the ``weights_only`` allow-list
 (:data:`SAFE_GLOBALS`) and the explicit-``weights_only`` loader for local
 checkpoint paths.
