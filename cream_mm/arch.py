@@ -34,6 +34,9 @@ CONV_OPS = ('conv1', 'conv3', 'conv5')
 ALL_OPS = MBCONV_OPS + (SKIP, ) + RES_OPS + CONV_OPS
 
 NUM_STAGES = 5
+#: Most layers one stage may have, in an arch string or a search space
+#: (the paper's spaces hold 4 or 6).
+MAX_STAGE_LAYERS = 32
 _TOKEN = re.compile(r'^(?P<op>[a-z0-9]+)(\*(?P<rep>\d+))?$')
 
 
@@ -86,6 +89,9 @@ def validate(arch: Arch, allowed_ops: Iterable[str] | None = None,
         if not ops:
             raise ArchError(f'stage {s} is empty; every stage needs at '
                             'least one layer')
+        if len(ops) > MAX_STAGE_LAYERS:
+            raise ArchError(f'stage {s} has {len(ops)} layers; allowed '
+                            f'1..{MAX_STAGE_LAYERS}')
         if max_depths is not None and len(ops) > max_depths[s - 1]:
             raise ArchError(f'stage {s} has {len(ops)} layers; this space '
                             f'allows at most {max_depths[s - 1]}')
@@ -141,6 +147,11 @@ def parse_arch(text: str | Arch) -> Arch:
             if rep < 1:
                 raise ArchError(f'stage {s}: repeat count in {tok!r} must '
                                 'be at least 1')
+            if len(ops) + rep > MAX_STAGE_LAYERS:
+                raise ArchError(
+                    f'stage {s}: {tok!r} makes {len(ops) + rep} layers; a '
+                    f'stage has 1..{MAX_STAGE_LAYERS} (the paper\'s spaces '
+                    'hold at most 6)')
             ops += [m.group('op')] * rep
         stages.append(tuple(ops))
     return Arch(tuple(stages), resolution)

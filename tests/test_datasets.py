@@ -171,6 +171,48 @@ def test_refuses_to_overwrite_foreign_folder(tmp_path):
     assert (tmp_path / 'mine' / 'precious.txt').is_file()
 
 
+def test_refuses_the_folder_of_another_set_by_name(root, tmp_path):
+    """data_root of 'composite' pointed at a 'trees' folder: trees stays."""
+    import shutil
+    trees = shutil.copytree(catalog.ensure('trees'), tmp_path / 'trees')
+    before = cache.file_hashes(trees)
+    with pytest.raises(FileExistsError, match="holds the embedded set "
+                       "'trees', not 'composite'"):
+        catalog.ensure('composite', trees)
+    with pytest.raises(FileExistsError, match="'trees'"):
+        catalog.ensure('composite', trees, force=True)
+    assert cache.file_hashes(trees) == before and cache.verify(trees) == []
+
+
+def test_damaged_file_is_found_and_the_set_rebuilt(root, tmp_path):
+    import shutil
+    trees = shutil.copytree(catalog.ensure('trees'), tmp_path / 'trees')
+    good = (trees / 'annotations/instances_train.json').read_bytes()
+    (trees / 'annotations/instances_train.json').write_text('')
+    assert catalog.ensure('trees', trees) == trees
+    assert (trees / 'annotations/instances_train.json').read_bytes() == good
+    assert cache.verify(trees) == []
+
+
+def test_damaged_set_that_cannot_be_rebuilt_says_how(tmp_path):
+    calls = []
+
+    def builder(out):
+        calls.append(out)
+        if len(calls) > 1:
+            raise OSError('source files gone')
+        (out / 'a.json').write_text('{}')
+        return {}
+
+    target = cache.ensure_built(tmp_path / 'toy', 'toy', 1, builder)
+    (target / 'a.json').write_text('')
+    with pytest.raises(RuntimeError) as err:
+        cache.ensure_built(target, 'toy', 1, builder)
+    msg = str(err.value)
+    assert 'a.json' in msg and 'source files gone' in msg
+    assert 'python -m cream_mm.datasets --names toy --force' in msg
+
+
 # --------------------------------------------------------------- detection
 @pytest.mark.parametrize('name', ['trees', 'composite'])
 def test_coco_json_is_valid(name, root):

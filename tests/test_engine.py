@@ -193,8 +193,9 @@ def test_prepare_runner_cfg_adds_hook_once_and_defers_to_cuda(monkeypatch):
     cfg = Config(dict(launcher='pytorch', custom_hooks=[]))
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     prepare_runner_cfg(prepare_runner_cfg(cfg))
-    assert cfg.custom_hooks == [dict(type='SafeCheckpointHook'),
-                                dict(type='EvalProgressBarHook')]
+    assert cfg.custom_hooks == [
+        dict(type='SafeCheckpointHook'), dict(type='EvalProgressBarHook'),
+        dict(type='CheckpointFitHook', strict=True, strict_resume=True)]
     assert 'model_wrapper_cfg' not in cfg  # mmengine's own path
     assert not torch_dist.is_initialized()
     assert init_cpu_dist('pytorch') is False
@@ -297,13 +298,17 @@ def test_train_bad_input_names_the_field(argv, field, toy_configs, capsys,
 @pytest.mark.parametrize('argv, field', [
     (['missing.py', '{toy}'], 'argument config'),
     (['{toy}', 'missing.pth'], 'argument checkpoint'),
-    (['{toy}', '{toy}', '--out', 'x.json'], 'argument --out'),
-    (['{toy}', '{toy}', '--show-dir', 'vis'], 'argument --show/--show-dir'),
+    (['{toy}', '{toy}'], 'argument checkpoint'),  # not a checkpoint
+    (['{toy}', '{ckpt}', '--out', 'x.json'], 'argument --out'),
+    (['{toy}', '{ckpt}', '--show-dir', 'vis'], 'argument --show/--show-dir'),
 ])
-def test_test_bad_input_names_the_field(argv, field, toy_configs, capsys):
+def test_test_bad_input_names_the_field(argv, field, toy_configs, capsys,
+                                        tmp_path):
     toy = toy_configs['toy_regression']
+    ckpt = str(tmp_path / 'weights.pth')
+    torch.save(dict(state_dict=toy_linear().state_dict()), ckpt)
     with pytest.raises(SystemExit):
-        run_test([a.format(toy=toy) for a in argv])
+        run_test([a.format(toy=toy, ckpt=ckpt) for a in argv])
     assert field in capsys.readouterr().err
 
 

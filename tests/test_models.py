@@ -97,6 +97,47 @@ def test_out_indices_strides_and_channels():
         CreamNet('cream-s', frozen_stages=9)
 
 
+@pytest.mark.parametrize('kw, words', [
+    (dict(drop_path_rate=1.0),
+     r'drop_path_rate: 1.0; allowed a number in \[0, 1\)'),
+    (dict(drop_path_rate=-0.1), r'drop_path_rate: -0.1'),
+    (dict(drop_path_rate='0.1'), r'drop_path_rate'),
+    (dict(out_indices=6), r'out_indices: 6 is not a sequence.*0\.\.'),
+    (dict(out_indices=(4, 2)), r'not increasing.*\(2, 4\)'),
+    (dict(out_indices=(2, 2, 4)), r'duplicates.*\(2, 4\)'),
+    (dict(out_indices=()), r'out_indices: empty'),
+])
+def test_backbone_arguments_are_checked_with_allowed_values(kw, words):
+    from cream_mm.models import AttentiveNet, AttentiveSupernet
+    from cream_mm.models.supernet import CreamSupernet
+    with pytest.raises(ValueError, match=words):
+        CreamNet('cream-14m', **kw)
+    with pytest.raises(ValueError, match=words):
+        AttentiveNet('alphanet-a0', **kw)
+    if 'drop_path_rate' not in kw:
+        with pytest.raises(ValueError, match='out_indices'):
+            CreamSupernet(**kw)
+        with pytest.raises(ValueError, match='out_indices'):
+            AttentiveSupernet(**kw, init_cfg=None)
+    else:
+        net = AttentiveSupernet(init_cfg=None)
+        with pytest.raises(ValueError, match='drop_path_rate'):
+            net.set_drop_path(kw['drop_path_rate'])
+
+
+def test_repeat_counts_no_stage_can_hold_are_refused():
+    from cream_mm.arch import MAX_STAGE_LAYERS, ArchError, parse_arch
+    from cream_mm.models.supernet import SearchSpace
+    with pytest.raises(ArchError, match=f'1..{MAX_STAGE_LAYERS}'):
+        parse_arch('k3e4*1000000000|k3e4|k3e4|k3e4|k3e4')  # instant
+    with pytest.raises(ArchError, match='makes 33 layers'):
+        parse_arch('k3e4*30,k5e6*3|k3e4|k3e4|k3e4|k3e4')
+    assert len(parse_arch(f'k3e4*{MAX_STAGE_LAYERS}|k3e4|k3e4|k3e4|k3e4')
+               .stages[0]) == MAX_STAGE_LAYERS
+    with pytest.raises(ArchError, match='max_depths'):
+        SearchSpace(max_depths=10**6)
+
+
 def test_frozen_stages_and_norm_eval():
     net = CreamNet('cream-14m', frozen_stages=2, norm_eval=True)
     assert net.train() is net and net.eval() is net

@@ -1,8 +1,11 @@
 """Convert an authors' released Cream checkpoint for mmpretrain and mmdet.
 
     python tools/convert_official_checkpoint.py 287.pth.tar \
-        --out-cls checkpoints/cream-287m_in1k.pth \
+        checkpoints/cream-287m_in1k.pth \
         --out-backbone checkpoints/cream-287m_backbone.pth
+
+OpenMMLab's converter form ``src dst``: ``dst`` is the classifier
+checkpoint (same as ``--out-cls``, which stays as an alias).
 
 The EMA weights (``state_dict_ema``) are preferred, ``state_dict`` is the
 fallback; ``module.`` prefixes are stripped. The architecture is read off the
@@ -41,6 +44,8 @@ from cream_mm.models.checkpoint import convert_release  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('src', help='released .pth.tar (timm-style dict)')
+    p.add_argument('dst', nargs='?', help='mmpretrain classifier checkpoint '
+                   'to write (same as --out-cls)')
     p.add_argument('--arch', help='arch string or released name; default: '
                    'inferred from the weights')
     p.add_argument('--layout', default='cream', choices=['cream', 'alphanet'],
@@ -51,8 +56,18 @@ def parse_args(argv=None):
     p.add_argument('--out-cls', help='mmpretrain classifier checkpoint')
     p.add_argument('--out-backbone', help='backbone-only checkpoint')
     args = p.parse_args(argv)
+    if args.dst and args.out_cls and args.dst != args.out_cls:
+        p.error(f"argument dst: '{args.dst}' and --out-cls "
+                f"'{args.out_cls}' name two classifier outputs; give one")
+    args.out_cls = args.out_cls or args.dst
     if not (args.out_cls or args.out_backbone):
-        p.error('give --out-cls and/or --out-backbone')
+        p.error('give dst (or --out-cls) and/or --out-backbone')
+    if not osp.isfile(args.src):
+        p.error(f"argument src: file '{args.src}' does not exist")
+    if args.resolution is not None and (args.resolution < 32 or
+                                        args.resolution % 32):
+        p.error(f'argument --resolution: {args.resolution}; a multiple of '
+                '32, at least 32')
     return args
 
 

@@ -3,6 +3,13 @@
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
 # Env: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1),
 #      PYTHON (python).
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case ${1:-} in -h|--help) usage; exit 0 ;; esac
+if [ $# -lt 3 ]; then
+  usage >&2
+  echo "error: expected CONFIG CHECKPOINT GPUS, got $# argument(s)" >&2
+  exit 2
+fi
 
 CONFIG=$1
 CHECKPOINT=$2

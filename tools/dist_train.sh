@@ -3,6 +3,13 @@
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args]
 # Env: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1),
 #      PYTHON (python).  Works without CUDA too (gloo; one process per GPUS).
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case ${1:-} in -h|--help) usage; exit 0 ;; esac
+if [ $# -lt 2 ]; then
+  usage >&2
+  echo "error: expected CONFIG GPUS, got $# argument(s)" >&2
+  exit 2
+fi
 
 CONFIG=$1
 GPUS=$2

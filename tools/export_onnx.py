@@ -27,16 +27,34 @@ from cream_mm.models.checkpoint import load_pretrained, load_strict  # noqa
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('config', nargs='?')
+    p.add_argument('config', nargs='?', help='config file of the model')
     p.add_argument('--arch', help='export a released name / arch string')
-    p.add_argument('--checkpoint', help='weights (mmengine checkpoint)')
-    p.add_argument('--backbone-only', action='store_true')
-    p.add_argument('--shape', type=int, nargs='+')
-    p.add_argument('--out', required=True)
-    p.add_argument('--atol', type=float, default=1e-4)
+    p.add_argument('--checkpoint', help='weights (mmengine checkpoint), '
+                   'loaded strictly')
+    p.add_argument('--backbone-only', action='store_true',
+                   help='export the backbone outputs (default for '
+                   'detector configs)')
+    p.add_argument('--shape', type=int, nargs='+', help='input H [W]')
+    p.add_argument('--out', '--output-file', dest='out', required=True,
+                   help='the .onnx file to write (--output-file: '
+                   "mmpretrain's pytorch2onnx spelling)")
+    p.add_argument('--atol', type=float, default=1e-4,
+                   help='largest |ONNX - PyTorch| accepted')
     a = p.parse_args(argv)
     if not a.config and not a.arch:
         p.error('give a config or --arch')
+    if a.config and not osp.isfile(a.config):
+        p.error(f"argument config: file '{a.config}' does not exist")
+    if a.checkpoint and '://' not in a.checkpoint and \
+            not osp.isfile(a.checkpoint):
+        p.error(f"argument --checkpoint: file '{a.checkpoint}' does not "
+                'exist')
+    if a.shape is not None and (len(a.shape) not in (1, 2) or
+                                min(a.shape) < 32):
+        p.error(f'argument --shape: {" ".join(map(str, a.shape))}; give H '
+                'or H W, each at least 32')
+    if a.atol <= 0:
+        p.error(f'argument --atol: {a.atol}; must be > 0')
     return a
 
 

@@ -38,6 +38,14 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not args.config and not args.arch:
         p.error('give a config or --arch')
+    if args.shape is not None and (len(args.shape) not in (1, 2) or
+                                   min(args.shape) < 32):
+        p.error(f'argument --shape: {" ".join(map(str, args.shape))}; give '
+                'H or H W, each at least 32 (a Cream backbone has stride 32)')
+    if args.num_classes is not None and args.num_classes < 1:
+        p.error(f'argument --num-classes: {args.num_classes}; at least 1')
+    if args.config and not osp.isfile(args.config):
+        p.error(f"argument config: file '{args.config}' does not exist")
     return args
 
 
@@ -46,7 +54,7 @@ def _fmt(n):
 
 
 def report(arch, hw, num_classes, with_head):
-    cost = arch_cost(arch, hw[0], num_classes=num_classes or 1000,
+    cost = arch_cost(arch, tuple(hw), num_classes=num_classes or 1000,
                      with_head=with_head)
     part = 'classifier' if with_head else 'backbone'
     lines = [f'arch:    {format_arch(parse_arch(arch))}',

@@ -41,9 +41,25 @@ def parse_args(argv=None):
                    help='timed runs of one model in a row (after --warmup '
                    'untimed ones) before the next model takes its turn')
     p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--baseline', default='efficientnet_b0')
+    p.add_argument('--baseline', default=None,
+                   help='model the ratio column divides by (default: '
+                   'efficientnet_b0 if timed, else the first model)')
     p.add_argument('--out', default='work_dirs/latency.md')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ('runs', 'threads', 'block', 'ref_size'):
+        if getattr(args, name) < 1:
+            p.error(f'argument --{name.replace("_", "-")}: '
+                    f'{getattr(args, name)}; at least 1')
+    if args.warmup < 0:
+        p.error(f'argument --warmup: {args.warmup}; at least 0')
+    if not args.models and not args.refs:
+        p.error('give at least one of --models / --refs')
+    for spec in args.models:
+        try:
+            parse_arch(spec)
+        except ValueError as err:
+            p.error(f'argument --models: {err}')
+    return args
 
 
 def main(argv=None):
@@ -66,7 +82,13 @@ def main(argv=None):
         sizes[ref] = args.ref_size
     timings = measure(models, sizes, args.runs, args.warmup, args.threads,
                       args.block)
-    text = table(timings, args.baseline if args.baseline in models else None)
+    baseline = args.baseline
+    if baseline is None:
+        baseline = 'efficientnet_b0' if 'efficientnet_b0' in models else None
+    elif baseline not in models:
+        raise SystemExit(f'argument --baseline: {baseline!r} is not timed; '
+                         f'choose from {", ".join(models)}')
+    text = table(timings, baseline)
     print(text)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:

@@ -55,7 +55,17 @@ def parse_args(argv=None):
                    help='torch threads (default: torch\'s; use 1 on shared '
                    'machines)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ('config', 'checkpoint'):
+        if not osp.isfile(getattr(args, name)):
+            p.error(f"argument {name}: file '{getattr(args, name)}' does not "
+                    'exist')
+    for name, low in (('num_paths', 2), ('train_iters', 1),
+                      ('val_images', 1), ('calib_batches', 1)):
+        if getattr(args, name) < low:
+            p.error(f'argument --{name.replace("_", "-")}: '
+                    f'{getattr(args, name)}; at least {low}')
+    return args
 
 
 def main(argv=None):

@@ -6,6 +6,13 @@
 # num_workers + 1 for the training process: 9 for the ImageNet configs
 # (8 workers), 5 for the COCO ones (4 workers). A smaller value is passed on
 # with a warning: the workers then share cores and starve the GPU.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case ${1:-} in -h|--help) usage; exit 0 ;; esac
+if [ $# -lt 4 ]; then
+  usage >&2
+  echo "error: expected PARTITION JOB_NAME CONFIG WORK_DIR, got $# argument(s)" >&2
+  exit 2
+fi
 
 set -x
 

@@ -1,25 +1,33 @@
 """Test (and evaluate) a cream_mm model (scope ``mmpretrain`` or ``mmdet``).
 
 Mirrors OpenMMLab's ``tools/test.py``; in addition it imports cream_mm,
-refuses missing/unsafe checkpoints up front and calls
+refuses missing, corrupt or unsafe checkpoints up front, refuses a
+checkpoint that does not fill the model exactly (``--non-strict`` lists
+the differences and evaluates anyway; docs/checkpoints.md) and calls
 :func:`cream_mm.engine.prepare_runner_cfg` (CPU distributed testing).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out X.pkl]
-        [--show] [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+        [--show] [--show-dir DIR] [--non-strict] [--cfg-options k=v ...]
+        [--launcher ...]
     tools/dist_test.sh CONFIG CHECKPOINT GPUS [args]
 """
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+# this checkout's cream_mm first (as the other tools/ scripts)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cream_mm  # noqa: F401  (registers models, hooks, wrappers)
-from cream_mm.engine import (UnsafeCheckpointError, check_checkpoint,
-                             finish_dist, prepare_runner_cfg)
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.evaluator import DumpResults  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import cream_mm  # noqa: E402,F401  (registers models, hooks, wrappers)
+from cream_mm.engine import (  # noqa: E402
+    CorruptCheckpointError, UnsafeCheckpointError, check_checkpoint,
+    finish_dist, prepare_runner_cfg)
 
 
 def parse_args(argv=None):
@@ -38,6 +46,11 @@ def parse_args(argv=None):
     parser.add_argument('--wait-time', type=float, default=2,
                         help='display time of each shown image (s)')
     parser.add_argument(
+        '--non-strict', action='store_true',
+        help='evaluate even if the checkpoint does not fill the model '
+        'exactly (missing/unused keys, shape mismatches are listed as a '
+        'warning); same as --cfg-options load_strict=False')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, key=value pairs')
     parser.add_argument('--launcher',
@@ -51,7 +64,8 @@ def parse_args(argv=None):
         parser.error(f"argument config: file '{args.config}' does not exist")
     try:
         check_checkpoint(args.checkpoint, 'argument checkpoint')
-    except (FileNotFoundError, UnsafeCheckpointError) as err:
+    except (FileNotFoundError, CorruptCheckpointError,
+            UnsafeCheckpointError) as err:
         parser.error(str(err))
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f"argument --out: '{args.out}' must end with .pkl or "
@@ -84,6 +98,8 @@ def merge_args(cfg, args, parser):
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.non_strict:
+        cfg.load_strict = False
     if args.show or args.show_dir:
         cfg = enable_visualization(cfg, args, parser)
     return cfg
@@ -100,7 +116,7 @@ def dump_metric(cfg, out):
 def main(argv=None):
     parser, args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args, parser)
-    prepare_runner_cfg(cfg)
+    prepare_runner_cfg(cfg, load_strict=True)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

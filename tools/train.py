@@ -1,8 +1,15 @@
 """Train a cream_mm model (configs of scope ``mmpretrain`` or ``mmdet``).
 
 Mirrors OpenMMLab's ``tools/train.py``; in addition it imports cream_mm
-(registers everything) and calls :func:`cream_mm.engine.prepare_runner_cfg`
+(registers everything), refuses missing, corrupt or unsafe checkpoints
+before anything is built, and calls :func:`cream_mm.engine.prepare_runner_cfg`
 (safe checkpoints, CPU distributed training) before building the Runner.
+
+A resume must fill the model exactly.  ``load_from`` (fine-tuning) may
+leave keys unfilled -- typically another head -- and lists every missing,
+unused and mis-shaped key as one warning; a checkpoint that fills no key at
+all is refused.  ``--cfg-options load_strict=True`` makes ``load_from``
+strict too (docs/checkpoints.md).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
@@ -11,14 +18,19 @@ Mirrors OpenMMLab's ``tools/train.py``; in addition it imports cream_mm
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner, find_latest_checkpoint
+# this checkout's cream_mm first (as the other tools/ scripts)
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import cream_mm  # noqa: F401  (registers models, hooks, wrappers)
-from cream_mm.engine import (UnsafeCheckpointError, check_checkpoint,
-                             finish_dist, prepare_runner_cfg)
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+
+import cream_mm  # noqa: E402,F401  (registers models, hooks, wrappers)
+from cream_mm.engine import (  # noqa: E402
+    CorruptCheckpointError, UnsafeCheckpointError, check_checkpoint,
+    finish_dist, prepare_runner_cfg)
 
 
 def parse_args(argv=None):
@@ -86,7 +98,8 @@ def merge_args(cfg, args, parser):
 
 
 def check_inputs(cfg, args, parser):
-    """Refuse missing or unsafe checkpoints before any work starts."""
+    """Refuse missing, corrupt or unsafe checkpoints before any work
+    starts."""
     if args.resume == 'auto':
         path, field = find_latest_checkpoint(cfg.work_dir), '--resume'
     elif args.resume is not None:
@@ -96,7 +109,8 @@ def check_inputs(cfg, args, parser):
     if path:
         try:
             check_checkpoint(path, field)
-        except (FileNotFoundError, UnsafeCheckpointError) as err:
+        except (FileNotFoundError, CorruptCheckpointError,
+                UnsafeCheckpointError) as err:
             parser.error(str(err))
 
 
@@ -104,7 +118,7 @@ def main(argv=None):
     parser, args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args, parser)
     check_inputs(cfg, args, parser)
-    prepare_runner_cfg(cfg)
+    prepare_runner_cfg(cfg, load_strict=False)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

@@ -15,7 +15,11 @@ A set is built by a *builder* ``fn(tmp_dir) -> meta`` into a private
 temporary folder under an exclusive ``fcntl`` lock, then renamed into place,
 so two processes (e.g. the ranks of a distributed run) that both find it
 missing never see, nor leave, a half-written set: the second waits for the
-lock, then finds the first one's complete set.  Builders are deterministic
+lock, then finds the first one's complete set.  A folder is owned by the set
+its manifest names: a set is never written over another set's folder (nor
+over a folder without a manifest).  On first use in a process every file is
+checked against the manifest's sha256; a damaged set is rebuilt in place.
+Builders are deterministic
 (fixed seeds, fixed zip timestamps, no wall-clock values in any file), so the
 same version builds the same bytes on every run.
 """
@@ -121,26 +125,68 @@ def verify(target: Path) -> list[str]:
     return sorted(k for k in set(now) | set(want) if now.get(k) != want.get(k))
 
 
+_verified: dict[str, int] = {}
+
+
+def _refuse_foreign(target: Path, name: str) -> None:
+    """Raise unless ``target`` is absent, empty or a build of ``name``."""
+    if not target.exists() or not any(target.iterdir()):
+        return
+    man = read_manifest(target)
+    if man is None:
+        raise FileExistsError(
+            f'{target} exists but is not a cream_mm embedded dataset (no '
+            f'readable {MANIFEST}); remove it or point data_root / '
+            f'${ENV_ROOT} elsewhere.')
+    if man.get('name') != name:
+        raise FileExistsError(
+            f"data_root {target} holds the embedded set "
+            f"{man.get('name')!r}, not {name!r}; refusing to replace it. "
+            f"Point data_root at a folder of its own (e.g. "
+            f"{target.parent / name}) or leave data_root unset.")
+
+
+def _damaged(target: Path) -> list[str]:
+    """:func:`verify` once per process per build (keyed by the manifest's
+    mtime), so the sha256 pass costs a fraction of a second per set."""
+    key = str(target.resolve())
+    try:
+        stamp = (target / MANIFEST).stat().st_mtime_ns
+    except OSError:
+        return [MANIFEST]
+    if _verified.get(key) == stamp:
+        return []
+    bad = verify(target)
+    if not bad:
+        _verified[key] = stamp
+    return bad
+
+
 def ensure_built(target: Path, name: str, version: int,
                  builder: Callable[[Path], dict], force: bool = False) -> Path:
     """Build set ``name`` into ``target`` unless a complete build is there.
 
     Safe to call from several processes at once (lock + atomic rename).
-    Refuses to replace a folder that is not one of these caches.
+    Refuses a folder that is not one of these caches or that holds another
+    set (``FileExistsError`` naming it).  A build whose files differ from
+    its manifest is rebuilt (a ``RuntimeError`` names the files and the
+    command to run if that fails).
     """
     target = Path(target)
+    _refuse_foreign(target, name)
+    damaged = []
     if not force and is_complete(target, name, version):
-        return target
+        damaged = _damaged(target)
+        if not damaged:
+            return target
+        log(f'{name}: {len(damaged)} files in {target} differ from '
+            f'{MANIFEST} ({", ".join(damaged[:5])}); rebuilding the set',
+            level=logging.WARNING)
     lock = target.parent / f'.{target.name}.lock'
     with file_lock(lock):
-        if not force and is_complete(target, name, version):
+        _refuse_foreign(target, name)
+        if not force and not damaged and is_complete(target, name, version):
             return target  # another process built it while we waited
-        if target.exists() and read_manifest(target) is None and any(
-                target.iterdir()):
-            raise FileExistsError(
-                f'{target} exists but is not a cream_mm embedded dataset (no '
-                f'{MANIFEST}); remove it or point data_root / ${ENV_ROOT} '
-                'elsewhere.')
         log(f'{name}: files missing or outdated in {target}; building them '
             '(first use) ...')
         start = time.time()
@@ -155,8 +201,14 @@ def ensure_built(target: Path, name: str, version: int,
             if target.exists():
                 shutil.rmtree(target)
             os.rename(tmp, target)
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
+            if damaged and isinstance(err, Exception):
+                raise RuntimeError(
+                    f'{name}: files in {target} differ from {MANIFEST} '
+                    f'({", ".join(damaged[:5])}) and rebuilding failed '
+                    f'({err}); fix the cause, then run `python -m '
+                    f'cream_mm.datasets --names {name} --force`.') from err
             raise
         log(f'{name}: built in {time.time() - start:.1f} s -> {target}')
     return target

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import os.path as osp
 import pickle
+import re
 import zipfile
 from collections import OrderedDict
 
@@ -70,6 +71,62 @@ SAFE_GLOBALS = [
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs globals outside the ``weights_only`` allow-list."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A file is not a readable checkpoint: empty, truncated or damaged."""
+
+
+#: How ``torch.save(..., _use_new_zipfile_serialization=False)`` files start
+#: (pickle protocol 2, then the legacy magic number as a long).
+_LEGACY_HEAD = b'\x80\x02\x8a\x0a'
+#: weights_only unpickler messages that mean damaged bytes, not a refused
+#: global (anything else is reported as unsafe).
+_CORRUPT_PICKLE = re.compile(r'Unsupported operand|invalid load key|'
+                             r'truncated|ran out of input|EOF', re.I)
+
+
+def format_problem(path: str, verify_crc: bool = False) -> str | None:
+    """What makes ``path`` unreadable as a ``torch.save`` file, or ``None``.
+
+    Reads the zip directory (and, with ``verify_crc``, every member's CRC)
+    without unpickling anything.  An empty file, a zip archive without its
+    end (interrupted download or save), a damaged member, or bytes that are
+    neither the zip nor the legacy format are reported.
+    """
+    size = osp.getsize(path)
+    if size == 0:
+        return 'is empty (0 bytes)'
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if not any(n.split('/')[-1] == 'data.pkl'
+                           for n in zf.namelist()):
+                    return ('is a zip archive but not a torch.save '
+                            'checkpoint (no data.pkl inside)')
+                bad = zf.testzip() if verify_crc else None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            return f'is a damaged zip archive ({err})'
+        if bad is not None:
+            return (f'is corrupt: archive member {bad!r} fails its CRC '
+                    'check (damaged bytes)')
+        return None
+    if head.startswith(b'PK'):
+        return (f'is truncated: a zip archive of {size} bytes whose end is '
+                'missing (an interrupted download or save)')
+    if head == _LEGACY_HEAD:
+        return None
+    return (f'is not a PyTorch checkpoint ({size} bytes, neither the '
+            'torch.save zip format nor the legacy format); it may be '
+            'truncated or corrupt')
+
+
+def _corrupt(path: str, problem: str) -> CorruptCheckpointError:
+    return CorruptCheckpointError(
+        f"checkpoint '{path}' {problem}. Re-download or re-save it; "
+        'nothing was loaded from it.')
 
 
 def register_safe_globals() -> None:
@@ -152,18 +209,31 @@ def safe_load(path: str, map_location=None):
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
+        CorruptCheckpointError: the file is empty, truncated or damaged.
         UnsafeCheckpointError: the file needs non-allow-listed globals.
     """
     path = osp.expanduser(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    problem = format_problem(path)
+    if problem:
+        raise _corrupt(path, problem)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         detail = str(err).split('WeightsUnpickler error:')[-1].strip()
-        raise UnsafeCheckpointError(
-            _refusal(path, unsafe_globals(path),
-                     detail.splitlines()[0] if detail else '')) from err
+        detail = detail.splitlines()[0] if detail else ''
+        found = unsafe_globals(path)
+        if not found and _CORRUPT_PICKLE.search(detail):
+            raise _corrupt(path, f'is damaged ({detail})') from err
+        raise UnsafeCheckpointError(_refusal(path, found, detail)) from err
+    except (EOFError, RuntimeError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        if isinstance(err, RuntimeError) and 'PytorchStreamReader' not in \
+                first and 'zip archive' not in first:
+            raise
+        raise _corrupt(path, f'is truncated or damaged ({first or "EOF"})'
+                       ) from err
 
 
 def check_checkpoint(path: str, field: str = 'checkpoint') -> None:
@@ -173,6 +243,8 @@ def check_checkpoint(path: str, field: str = 'checkpoint') -> None:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        CorruptCheckpointError: ``path`` is empty, truncated or damaged
+            (every zip member's CRC is verified).
         UnsafeCheckpointError: ``path`` needs non-allow-listed globals.
     """
     if '://' in str(path):
@@ -180,6 +252,10 @@ def check_checkpoint(path: str, field: str = 'checkpoint') -> None:
     path = osp.expanduser(str(path))
     if not osp.isfile(path):
         raise FileNotFoundError(f"{field}: checkpoint '{path}' does not exist")
+    problem = format_problem(path, verify_crc=True)
+    if problem:
+        raise CorruptCheckpointError(f'{field}: ' + str(_corrupt(path,
+                                                                 problem)))
     found = unsafe_globals(path)
     if found:
         raise UnsafeCheckpointError(f'{field}: ' + _refusal(path, found))

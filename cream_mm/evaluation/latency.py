@@ -103,13 +103,24 @@ def measure(models: dict, sizes: dict, runs: int = 100, warmup: int = 10,
     return [Timing(n, sizes[n], times[n]) for n in models]
 
 
+def _cell(text) -> str:
+    """A markdown table cell: ``|`` (arch strings) escaped."""
+    return str(text).replace('|', '\\|')
+
+
 def table(timings: list[Timing], baseline: str | None = None) -> str:
-    """Markdown table: mean, std, median (ms) and ratio to ``baseline``."""
-    base = {t.name: t for t in timings}.get(baseline)
-    rows = ['| model | input | mean ms | std ms | median ms | ratio |',
+    """Markdown table: mean, std, median (ms) and mean ratio to
+    ``baseline`` (default: the first model)."""
+    named = {t.name: t for t in timings}
+    if baseline is not None and baseline not in named:
+        raise ValueError(f'baseline {baseline!r} is not a timed model; '
+                         f'choose from {", ".join(named)}')
+    base = named[baseline] if baseline is not None else timings[0]
+    rows = [f'| model | input | mean ms | std ms | median ms | '
+            f'x {_cell(base.name)} |',
             '|---|---|---|---|---|---|']
     for t in timings:
-        ratio = f'{t.mean / base.mean:.2f}' if base else ''
-        rows.append(f'| {t.name} | {t.input_size} | {t.mean:.2f} | '
-                    f'{t.std:.2f} | {t.median:.2f} | {ratio} |')
+        rows.append(f'| {_cell(t.name)} | {t.input_size} | {t.mean:.2f} | '
+                    f'{t.std:.2f} | {t.median:.2f} | '
+                    f'{t.mean / base.mean:.2f} |')
     return '\n'.join(rows)

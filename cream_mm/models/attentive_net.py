@@ -94,7 +94,7 @@ class AttentiveNet(StagedBackboneMixin, BaseModule):
                              f'({n}), got {len(stage_strides)} / '
                              f'{len(stage_se)}')
         self.num_block_stages = n + 1
-        self._check_indices(out_indices, frozen_stages)
+        self._check_indices(out_indices, frozen_stages, drop_path_rate)
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval

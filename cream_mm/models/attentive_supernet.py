@@ -30,7 +30,7 @@ from .cream_net import DEFAULT_INIT
 from .dynamic_ops import (DynamicConvBnAct, DynamicDepthwiseSeparable,
                           DynamicInvertedResidual, sliced_conv)
 from .heads import CreamClsHead
-from .staged_backbone import StagedBackboneMixin
+from .staged_backbone import StagedBackboneMixin, check_drop_path_rate
 
 
 def slice_to(src: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -142,6 +142,7 @@ class AttentiveSupernet(StagedBackboneMixin, BaseModule):
         """AlphaNet's ``set_dropout_rate(drop_connect=rate)``: block ``i``
         (of all blocks, counted at full depth) gets ``rate * i / n`` in the
         last ``last_stages`` stages, 0 elsewhere (identity shortcuts only)."""
+        check_drop_path_rate(rate)
         blocks = [b for stage in self.blocks[:-1] for b in stage]
         first = sum(len(st) for st in self.blocks[:-1 - last_stages])
         for i, b in enumerate(blocks):

@@ -38,14 +38,19 @@ def _describe(keys, limit=12):
     return ', '.join(keys[:limit]) + more
 
 
-def check_state_dict(model: nn.Module, state: dict, what: str) -> None:
-    """Raise :class:`CheckpointMismatchError` unless ``state`` fits exactly."""
-    target = model.state_dict()
+def _shape(value) -> tuple:
+    return tuple(getattr(value, 'shape', ()))
+
+
+def state_dict_problems(target: dict, state: dict) -> list[str]:
+    """How ``state`` fails to fill ``target`` (both name -> tensor): one line
+    each for missing keys, unused keys and shape mismatches; ``[]`` if it
+    fits exactly."""
     missing = set(target) - set(state)
     unexpected = set(state) - set(target)
-    shapes = [f'{k}: checkpoint {tuple(state[k].shape)} vs model '
-              f'{tuple(target[k].shape)}' for k in set(target) & set(state)
-              if tuple(state[k].shape) != tuple(target[k].shape)]
+    shapes = [f'{k}: checkpoint {_shape(state[k])} vs model '
+              f'{_shape(target[k])}' for k in set(target) & set(state)
+              if _shape(state[k]) != _shape(target[k])]
     problems = []
     if missing:
         problems.append(f'{len(missing)} model keys missing from the '
@@ -56,6 +61,12 @@ def check_state_dict(model: nn.Module, state: dict, what: str) -> None:
     if shapes:
         problems.append(f'{len(shapes)} shape mismatches: '
                         f'{_describe(shapes, 6)}')
+    return problems
+
+
+def check_state_dict(model: nn.Module, state: dict, what: str) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``state`` fits exactly."""
+    problems = state_dict_problems(model.state_dict(), state)
     if problems:
         raise CheckpointMismatchError(
             f'{what} does not match {type(model).__name__}:\n  - '

@@ -135,12 +135,14 @@ def arch_cost(arch, input_size: int | None = None, num_classes: int = 1000,
               stage_strides=STAGE_STRIDES) -> Cost:
     """Total cost of an arch (string, released name or Arch).
 
-    ``input_size`` defaults to the arch's ``@R`` resolution, else 224.
-    ``with_head`` adds the classification head (pool, conv_head, FC).
+    ``input_size`` (an int, or ``(H, W)``) defaults to the arch's ``@R``
+    resolution, else 224.  ``with_head`` adds the classification head
+    (pool, conv_head, FC).
     """
     arch = parse_arch(arch)
     size = input_size or arch.resolution or 224
-    total, hw = stem_cost((size, size), in_channels)
+    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    total, hw = stem_cost(size, in_channels)
     ops = [op for s in arch.stages for op in s]
     layers = searched_layers([len(s) for s in arch.stages], stage_channels,
                              stage_strides)

@@ -117,7 +117,7 @@ class CreamNet(CreamStemMixin, BaseModule):
                  init_cfg=DEFAULT_INIT):
         super().__init__(init_cfg=init_cfg)
         self.arch = parse_arch(arch)
-        self._check_indices(out_indices, frozen_stages)
+        self._check_indices(out_indices, frozen_stages, drop_path_rate)
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval

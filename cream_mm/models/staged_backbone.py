@@ -15,6 +15,8 @@ A class sets ``num_block_stages`` (``len(blocks)``) and defines
 (the stem's forward)."""
 from __future__ import annotations
 
+from numbers import Integral
+
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
@@ -77,12 +79,41 @@ class StagedBackboneMixin:
             return
         super().init_weights()
 
-    def _check_indices(self, out_indices, frozen_stages):
+    def _check_indices(self, out_indices, frozen_stages,
+                       drop_path_rate: float = 0.):
+        """Reject ``out_indices`` that are not an increasing sequence of
+        distinct stage indices (outputs come in stage order, so any other
+        order would pair them with the wrong neck inputs), a
+        ``frozen_stages`` out of range and a ``drop_path_rate`` outside
+        [0, 1)."""
         n = self.num_block_stages
+        allowed = f'allowed: increasing distinct ints in 0..{n - 1}'
+        if isinstance(out_indices, (str, bytes)) or not hasattr(
+                out_indices, '__iter__'):
+            raise ValueError(f'out_indices: {out_indices!r} is not a '
+                             f'sequence; {allowed}, e.g. ({n - 1}, )')
+        out_indices = list(out_indices)
+        if not out_indices:
+            raise ValueError(f'out_indices: empty; {allowed}')
         for i in out_indices:
-            if i not in range(n):
-                raise ValueError(f'out_indices: {i} is not a stage index; '
+            if isinstance(i, bool) or not isinstance(i, Integral) or \
+                    i not in range(n):
+                raise ValueError(f'out_indices: {i!r} is not a stage index; '
                                  f'allowed 0..{n - 1}')
+        if out_indices != sorted(set(out_indices)):
+            raise ValueError(f'out_indices: {tuple(out_indices)} has '
+                             f'duplicates or is not increasing; {allowed} '
+                             f'(e.g. {tuple(sorted(set(out_indices)))})')
         if frozen_stages not in range(-1, n + 1):
             raise ValueError(f'frozen_stages: {frozen_stages}; allowed '
                              f'-1..{n}')
+        check_drop_path_rate(drop_path_rate)
+
+
+def check_drop_path_rate(rate) -> float:
+    """``rate`` if it is a number in [0, 1), else a ``ValueError``."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or \
+            not 0 <= rate < 1:
+        raise ValueError(f'drop_path_rate: {rate!r}; allowed a number in '
+                         '[0, 1) (stochastic depth of the last block)')
+    return float(rate)

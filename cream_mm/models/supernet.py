@@ -27,8 +27,9 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from ..arch import (CONV_OPS, MBCONV_OPS, NUM_STAGES, RES_OPS, SKIP, Arch,
-                    ArchError, format_arch, parse_arch, validate)
+from ..arch import (CONV_OPS, MAX_STAGE_LAYERS, MBCONV_OPS, NUM_STAGES,
+                    RES_OPS, SKIP, Arch, ArchError, format_arch, parse_arch,
+                    validate)
 from ..registry import register_model
 from .blocks import DEFAULT_ACT, DEFAULT_NORM, build_op
 from .cream_net import (DEFAULT_INIT, STAGE_CHANNELS, STAGE_STRIDES,
@@ -74,9 +75,11 @@ class SearchSpace:
         if isinstance(depths, int):
             depths = (depths, ) * NUM_STAGES
         depths = tuple(int(d) for d in depths)
-        if len(depths) != NUM_STAGES or min(depths) < 1:
+        if len(depths) != NUM_STAGES or min(depths) < 1 or \
+                max(depths) > MAX_STAGE_LAYERS:
             raise ArchError(f'max_depths={self.max_depths!r}: give one int '
-                            f'>= 1 or {NUM_STAGES} of them')
+                            f'in 1..{MAX_STAGE_LAYERS} or {NUM_STAGES} of '
+                            'them')
         res = self.resolutions
         if res is not None:
             res = tuple(int(r) for r in res)
