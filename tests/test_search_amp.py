@@ -17,6 +17,7 @@ from conftest import ROOT
 import test_sandwich as sw
 import test_search_cream as cr
 from cream_mm.search import CreamOptimWrapperConstructor
+from cream_mm.engine import CPUAmpOptimWrapper
 from cream_mm.search.kshot import KShotOptimWrapperConstructor
 
 torch.set_num_threads(1)
@@ -170,9 +171,11 @@ def test_cream_amp_steps_run_in_bfloat16_and_stay_finite(cpu_amp):
 # ---------------------------------------------------- tools/train.py
 @pytest.mark.slow
 @pytest.mark.parametrize('name', ['cream', 'sandwich', 'kshot'])
-def test_train_py_amp_tiny_search(cpu_amp, tmp_path, name):
+def test_train_py_amp_tiny_search(tmp_path, name):
+    """``tools/train.py --amp`` as a user runs it without CUDA (no patch):
+    the CPU wrapper, bfloat16 autocast, finite weights."""
     from tools.train import main
-    opts = ['train_cfg.max_iters=2', 'optim_wrapper.dtype=bfloat16',
+    opts = ['train_cfg.max_iters=2',
             'custom_hooks.0.final=none', 'train_dataloader.batch_size=16']
     if name != 'sandwich':
         opts.append('model.warmup.iters=0')
@@ -181,7 +184,29 @@ def test_train_py_amp_tiny_search(cpu_amp, tmp_path, name):
                    *opts])
     ow = runner.optim_wrapper
     sup = ow if name == 'sandwich' else ow['supernet']
-    assert isinstance(sup, AmpOptimWrapper)
+    assert isinstance(sup, CPUAmpOptimWrapper)
+    assert sup.cast_dtype == torch.bfloat16
     assert runner.iter == 2
     model = runner.model
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_cpu_amp_wrapper_scales_and_steps():
+    """``--amp`` without CUDA: mmengine's wrapper with the CPU scaler; a
+    scaled backward and step give the unscaled fp32 update."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 1)
+    ref = copy.deepcopy(lin)
+    ow = CPUAmpOptimWrapper(optimizer=torch.optim.SGD(lin.parameters(),
+                                                      lr=0.1),
+                            loss_scale=1024.)
+    x = torch.randn(8, 4)
+    ow.update_params(lin(x).pow(2).mean())
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    ref(x).pow(2).mean().backward()
+    opt.step()
+    assert ow.loss_scaler.get_scale() == 1024.
+    torch.testing.assert_close(lin.weight, ref.weight)
+    with pytest.raises(ValueError, match='optim_wrapper.dtype'):
+        CPUAmpOptimWrapper(optimizer=torch.optim.SGD(lin.parameters(),
+                                                     lr=0.1), dtype='half')

@@ -23,6 +23,7 @@ import sys
 # this checkout's cream_mm first (as the other tools/ scripts)
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
@@ -80,8 +81,13 @@ def merge_args(cfg, args, parser):
     if args.amp:
         if cfg.get('optim_wrapper') is None:
             parser.error('argument --amp: the config has no optim_wrapper')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # without CUDA: the same wrapper on CPU (bfloat16, CPU GradScaler)
+        cuda = torch.cuda.is_available()
+        cfg.optim_wrapper.type = ('AmpOptimWrapper' if cuda
+                                  else 'CPUAmpOptimWrapper')
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        if not cuda:
+            cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
     if args.auto_scale_lr:
         if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
             parser.error('argument --auto-scale-lr: the config has no '

@@ -2,11 +2,13 @@
 
 Importing this package (``import cream_mm`` does) registers
 ``SafeCheckpointHook``, ``CheckpointFitHook`` and ``NeckCheckHook``
-(mmengine ``HOOKS``), ``CreamDistributedDataParallel``
+(mmengine ``HOOKS``), ``CPUAmpOptimWrapper`` (``OPTIM_WRAPPERS``),
+``CreamDistributedDataParallel``
 (mmengine ``MODEL_WRAPPERS``), the ``weights_only`` allow-list
 (:data:`SAFE_GLOBALS`) and the explicit-``weights_only`` loader for local
 checkpoint paths.
 """
+from .amp import AMP_TYPES, CPUAmpOptimWrapper
 from .dist import (CreamDistributedDataParallel, cpu_model_wrapper_cfg,
                    finish_dist, has_accelerator, init_cpu_dist)
 from .checkpoint_fit import CheckpointFitHook, fit_problems
@@ -24,6 +26,7 @@ register_safe_globals()
 install_local_loader()
 
 __all__ = [
+    'AMP_TYPES', 'CPUAmpOptimWrapper',
     'SAFE_GLOBALS', 'UnsafeCheckpointError', 'SafeCheckpointHook',
     'CheckpointFitHook', 'CorruptCheckpointError', 'fit_problems',
     'format_problem', 'NeckCheckHook', 'check_detector',

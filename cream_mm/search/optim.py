@@ -9,8 +9,8 @@ dict keyed by ``supernet`` / ``meta``)::
                                      weight_decay=4e-5)),
         meta=dict(optimizer=dict(type='SGD', lr=1e-4)))
 
-Mixed precision (``tools/train.py --amp`` sets ``type='AmpOptimWrapper'``
-and ``loss_scale`` at the top; ``dtype`` may be added there too): the
+Mixed precision (``tools/train.py --amp`` sets ``type='AmpOptimWrapper'``,
+``'CPUAmpOptimWrapper'`` without CUDA, and ``loss_scale`` at the top; ``dtype`` may be added there too): the
 top-level keys :data:`SHARED_KEYS` apply to the parts that train under AMP
 -- the supernet; the meta network's Eq. 6 hypergradient is taken in fp32
 outside any loss scaler, so ``meta`` stays an ``OptimWrapper``.
@@ -29,7 +29,8 @@ PARTS = ('supernet', 'meta')
 PARTS_ALL = ('supernet', 'meta', 'simplex')
 #: optim-wrapper keys that may sit at the top of a multi-part config
 SHARED_KEYS = ('type', 'loss_scale', 'dtype')
-WRAPPER_TYPES = ('OptimWrapper', 'AmpOptimWrapper')
+WRAPPER_TYPES = ('OptimWrapper', 'AmpOptimWrapper',
+                 'CPUAmpOptimWrapper')  # the last: --amp without CUDA
 
 
 def apply_shared(cfg: dict, amp_parts: tuple, constructor: str) -> dict:
@@ -54,7 +55,7 @@ def apply_shared(cfg: dict, amp_parts: tuple, constructor: str) -> dict:
                     "is taken outside AMP); use 'OptimWrapper' (--amp "
                     f"applies to {', '.join(map(repr, amp_parts))})")
             continue
-        if kind == 'AmpOptimWrapper':
+        if kind != 'OptimWrapper':  # an AMP wrapper (GPU or CPU)
             for k in ('loss_scale', 'dtype'):
                 if k in shared:
                     part.setdefault(k, shared[k])
