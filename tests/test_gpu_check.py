@@ -42,8 +42,7 @@ def _merged(check, device, tmp_path, iters=3):
     return cfg, opts
 
 
-@pytest.mark.parametrize('name', ['cream-14m', 'sandwich', 'kshot-attentive',
-                                  'retrain-287m', 'retinanet-s'])
+@pytest.mark.parametrize('name', [c.name for c in gpu_check.PLAN])
 def test_options_shorten_the_run(name, tmp_path):
     check = {c.name: c for c in gpu_check.PLAN}[name]
     text = (ROOT / check.config).read_text()
@@ -56,6 +55,16 @@ def test_options_shorten_the_run(name, tmp_path):
     assert str(tmp_path) in cfg.train_dataloader.dataset.data_root
     if check.kind in gpu_check.SEARCH_KINDS:
         assert cfg.search_val_dataloader.dataset.indices == 8
+        val = cfg.search_val_dataloader.dataset
+        val = val.get('dataset', val)  # through SeededSubset
+        assert str(tmp_path) in val.data_root
+        if cfg.get('final_dataloader') and \
+                cfg.final_dataloader.dataset.type == 'SeededSubset':
+            final = cfg.final_dataloader.dataset  # disjoint, 8 images
+            assert (final.indices, final.offset) == (8, 8)
+            assert str(tmp_path) in final.dataset.data_root
+            assert any(t.get('crop_size') == 32
+                       for t in final.dataset.pipeline)
         crops = [t for t in cfg.train_dataloader.dataset.pipeline
                  if t['type'] == 'RandomResizedCrop']
         assert crops[0].scale == 32  # small crops on cpu

@@ -33,15 +33,24 @@ def _crop(pipeline) -> int:
     return sizes[0]
 
 
+def _images(loader):
+    """The dataset that reads the images, through ``SeededSubset`` (whose
+    own arguments are only ``dataset, indices, seed, offset``)."""
+    ds = loader.dataset
+    while ds.type == 'SeededSubset':
+        assert set(ds) <= {'type', 'dataset', 'indices', 'seed', 'offset'}, ds
+        ds = ds.dataset
+    return ds
+
+
 @pytest.mark.parametrize('target', sorted(TARGETS))
 def test_target_searches_at_its_input_size(target):
     size, base = TARGETS[target]
     cfg = Config.fromfile(str(SEARCH / f'cream_paper_{target}_in1k.py'))
     assert cfg.model.supernet.space.input_size == size  # FLOPs counted here
     assert _crop(cfg.train_dataloader.dataset.pipeline) == size
-    assert _crop(cfg.search_val_dataloader.dataset.pipeline) == size
-    final = cfg.get('final_dataloader') or cfg.search_val_dataloader
-    assert _crop(final.dataset.pipeline) == size
+    assert _crop(_images(cfg.search_val_dataloader).pipeline) == size
+    assert _crop(_images(cfg.final_dataloader).pipeline) == size
     hook = cfg.custom_hooks[0]
     assert hook.type == 'CreamSearchHook' and hook.final == 'board'
     assert hook.export.cls_base == base

@@ -134,8 +134,9 @@ def _crop_options(cfg, key, crop):
     loader = cfg.get(key)
     if not loader:
         return {}
-    pipe, opts = loader['dataset']['pipeline'], {}
-    at = f'{key}.dataset.pipeline'
+    inner = _inner_dataset(loader)
+    pipe, opts = _get(loader, inner)['pipeline'], {}
+    at = f'{key}.{inner}.pipeline'
     for i in _index(pipe, 'RandomResizedCrop'):
         opts[f'{at}.{i}.scale'] = crop
     for i in _index(pipe, 'CenterCrop'):
@@ -147,10 +148,27 @@ def _crop_options(cfg, key, crop):
     return opts
 
 
-def _loader(key, data_root, batch, workers):
+def _inner_dataset(loader) -> str:
+    """Dotted path of the dataset that holds the pipeline and data root,
+    through wrappers such as ``SeededSubset`` (``dataset.dataset``)."""
+    path, ds = 'dataset', loader['dataset']
+    while 'pipeline' not in ds and 'dataset' in ds:
+        path, ds = path + '.dataset', ds['dataset']
+    return path
+
+
+def _get(loader, path: str):
+    for k in path.split('.'):
+        loader = loader[k]
+    return loader
+
+
+def _loader(key, data_root, batch, workers, cfg=None):
+    inner = _inner_dataset(cfg[key]) if cfg is not None and cfg.get(key) \
+        else 'dataset'
     opts = {f'{key}.batch_size': batch, f'{key}.num_workers': workers,
             f'{key}.persistent_workers': workers > 0,
-            f'{key}.dataset.data_root': str(data_root)}
+            f'{key}.{inner}.data_root': str(data_root)}
     return opts
 
 
@@ -182,13 +200,20 @@ def options(check: Check, device: str, data: Path, iters: int) -> dict:
         opts['model.backbone.init_cfg'] = None  # no checkpoint download
     else:
         root = data / 'imagenet'
-        opts.update(_loader('train_dataloader', root, batch, workers))
+        opts.update(_loader('train_dataloader', root, batch, workers, cfg))
         if check.kind == 'retrain':
             for key in ('val_dataloader', 'test_dataloader'):
-                opts.update(_loader(key, root, 4, workers))
+                opts.update(_loader(key, root, 4, workers, cfg))
         else:
-            opts.update(_loader('search_val_dataloader', root, 4, workers))
+            opts.update(_loader('search_val_dataloader', root, 4, workers,
+                                cfg))
             opts['search_val_dataloader.dataset.indices'] = 8
+            if cfg.get('final_dataloader'):  # disjoint from the 8 above
+                opts.update(_loader('final_dataloader', root, 4, workers,
+                                    cfg))
+                if _inner_dataset(cfg.final_dataloader) != 'dataset':
+                    opts['final_dataloader.dataset.indices'] = 8
+                    opts['final_dataloader.dataset.offset'] = 8
     if check.kind == 'cream':
         opts['model.meta.interval'] = 2  # Eq. 6 inside the short run
     if check.kind in ('sandwich', 'kshot'):
@@ -204,7 +229,7 @@ def options(check: Check, device: str, data: Path, iters: int) -> dict:
     if cpu:
         crop = 32
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader',
-                    'search_val_dataloader'):
+                    'search_val_dataloader', 'final_dataloader'):
             opts.update(_crop_options(cfg, key, crop))
     opts.update(check.extra)
     return opts

@@ -21,7 +21,9 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-search_val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+# the held-out subset and the final data are SeededSubsets of ImageNet val
+search_val_dataloader = dict(dataset=dict(dataset=dict(pipeline=test_pipeline)))
+final_dataloader = dict(dataset=dict(dataset=dict(pipeline=test_pipeline)))
 custom_hooks = [dict(type='CreamSearchHook', log_interval=200,
                      plot_interval=5000, final='board',
                      export=dict(cls_base='cream/cream-14m_16xb128_in1k.py'))]
