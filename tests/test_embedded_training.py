@@ -3,7 +3,7 @@
 Fast tests run a few iterations of every detector config (mixing the Cream
 backbone with RetinaNet, FCOS and Faster R-CNN heads) and a short classifier
 run; the slow ones train the demo configs fully and hold them to floors set
-from measured runs (see the README and the closing notes).
+from measured runs (see docs/).
 """
 import json
 import os

@@ -110,7 +110,7 @@ def test_inherited_accuracy_with_batch_stats_equals_search_scoring(
 @pytest.mark.measurement
 def test_tau_of_trained_tiny_spos_and_cream(tmp_path):
     """Train both tiny supernets (600 iterations each), rank the same 8
-    paths; see README 'Ranking quality' for the recorded numbers."""
+    paths; see docs/alphanet_kshot.md 'Ranking quality' for the recorded numbers."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     taus = {}
     for name, cfg in (('cream', CONFIG), ('spos', SPOS)):
