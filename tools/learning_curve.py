@@ -176,7 +176,9 @@ def main(argv=None):
                 cache_path.write_text(json.dumps(cache, indent=1))
             accs.append(cache[key])
         standalone[n] = accs
-        print(f'stand-alone {n} iters: mean {sum(accs) / len(accs):.2f} %')
+        if accs:
+            print(f'stand-alone {n} iters: mean '
+                  f'{sum(accs) / len(accs):.2f} %')
 
     runs = ([(t, [t]) for t in eval_at] if args.anneal_each
             else [(args.iters, eval_at)])
