@@ -204,3 +204,22 @@ def test_ops_off_the_sampled_path_are_not_decayed_or_moved_by_momentum():
     moved = set(model.path_parameters(b))
     assert all(not torch.equal(before[n], after[n]) for n in moved
                if n.startswith('backbone.blocks.1.'))
+
+
+PAPER_SEARCHES = sorted(
+    p.name for p in (CONFIGS / 'search').glob('*.py')
+    if not p.name.startswith('tiny_'))
+
+
+@pytest.mark.parametrize('name', PAPER_SEARCHES)
+def test_paper_held_out_subset_is_a_seeded_sample(name):
+    """Item 4 for every paper-scale search (Cream, ablations, AlphaNet,
+    K-shot): the held-out images are a seeded random sample of val, never
+    its first N; the pipeline sits on the wrapped dataset (a wrapper with a
+    pipeline key does not build)."""
+    cfg = Config.fromfile(str(CONFIGS / 'search' / name))
+    val = cfg.search_val_dataloader.dataset
+    assert val.type == 'SeededSubset', name
+    assert val.indices == 2048 and val.offset == 0
+    assert 'pipeline' not in val and val.dataset.pipeline
+    assert 'indices' not in val.dataset

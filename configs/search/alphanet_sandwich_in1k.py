@@ -49,11 +49,14 @@ test_pipeline = [
     dict(type='CenterCrop', crop_size=288),
     dict(type='PackInputs'),
 ]
-# held-out images scoring the Pareto candidates (as the Cream paper configs)
+# held-out images scoring the Pareto candidates (as the Cream paper configs):
+# 2,048 images of ImageNet val, a seeded random sample (the same on every
+# rank and resume; the first 2,048 of a class-sorted val are few classes)
 search_val_dataloader = dict(
     batch_size=128, num_workers=8,
-    dataset=dict(type='ImageNet', data_root='data/imagenet', split='val',
-                 indices=2048, pipeline=test_pipeline),
+    dataset=dict(type='SeededSubset', indices=2048, seed=0, offset=0,
+                 dataset=dict(type='ImageNet', data_root='data/imagenet',
+                              split='val', pipeline=test_pipeline)),
     sampler=dict(type='DefaultSampler', shuffle=False))
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.8, momentum=0.9, nesterov=True,

@@ -35,7 +35,7 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-search_val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+search_val_dataloader = dict(dataset=dict(dataset=dict(pipeline=test_pipeline)))
 custom_hooks = [dict(
     type='SupernetSearchHook', log_interval=0, final='nsga2',
     final_args=dict(population=50, generations=20, parents=20, seed=0,

@@ -22,10 +22,14 @@ model = dict(
     calib_batches=32)
 model_wrapper_cfg = dict(type='CreamSearchDDP')
 train_dataloader = dict(batch_size=128, num_workers=8)
+# held-out images scoring the final candidates: 2,048 images of ImageNet
+# val, a seeded random sample (the same on every rank and resume)
 search_val_dataloader = dict(
     batch_size=128, num_workers=8,
-    dataset=dict(type='ImageNet', data_root='data/imagenet', split='val',
-                 indices=2048, pipeline={{_base_.test_pipeline}}),
+    dataset=dict(type='SeededSubset', indices=2048, seed=0, offset=0,
+                 dataset=dict(type='ImageNet', data_root='data/imagenet',
+                              split='val',
+                              pipeline={{_base_.test_pipeline}})),
     sampler=dict(type='DefaultSampler', shuffle=False))
 optim_wrapper = dict(
     constructor='KShotOptimWrapperConstructor',
