@@ -13,7 +13,9 @@ from conftest import ROOT
 from scipy.stats import kendalltau
 
 from cream_mm.evaluation.study_cache import UnitCache
-from cream_mm.evaluation.study_report import bootstrap_tau, t_interval
+from cream_mm.evaluation.study_report import (bootstrap_tau,
+                                             paired_tau_difference,
+                                             t_interval, welch_difference)
 
 TOY = os.path.join(ROOT, 'configs/study/table1_toy.py')
 
@@ -53,6 +55,12 @@ def test_toy_study_table_cache_and_resume(tmp_path):
         np.mean(seed['inherited']))
     assert len(seed['retrain_top1']) == 1 and seed['random']['archs']
     assert row['paper'] == dict(tau=0.37, hyper=67.0, top1=79.2, mflops=481)
+    # the toy study has no SPOS row: only the search-minus-random gap
+    (diff, ) = data['differences']
+    assert diff['against'] is None and 'delta_tau' not in diff
+    assert diff['search_minus_random']['mean'] == pytest.approx(
+        seed['retrain_mean'] - seed['random']['mean'])
+    assert 'retrained minus random' in md
     tel = seed['telemetry']
     assert tel['steps'] == 6 and len(tel['board_vs_random']) == 3
     assert tel['distill_steps'] > 0 and tel['rho']['mean'] is not None
@@ -103,6 +111,26 @@ def test_bootstrap_tau_and_t_interval():
     assert t['mean'] == 2 and t['ci95'] == pytest.approx(
         [2 - 4.303 / 3 ** .5, 2 + 4.303 / 3 ** .5])
     assert t_interval([5.])['ci95'] is None
+
+
+def test_paired_tau_difference_and_welch():
+    rng = np.random.default_rng(0)
+    y = np.arange(30.)
+    good = [y + rng.normal(0, 2, 30) for _ in range(3)]
+    bad = [rng.permutation(y) for _ in range(3)]
+    d = paired_tau_difference(good, bad, y, 500)
+    assert d['diff'] == pytest.approx(
+        bootstrap_tau(good, y, 1)['tau'] - bootstrap_tau(bad, y, 1)['tau'])
+    assert 0 < d['ci95'][0] < d['diff'] < d['ci95'][1]
+    assert d['share_le_0'] == 0
+    same = paired_tau_difference(good, good, y, 100)
+    assert same['diff'] == 0 and same['ci95'] == [0, 0]
+    w = welch_difference([3., 4., 5.], [1., 2., 3.])
+    # equal variances and sizes: df = 4, t = 2.776, se = sqrt(2/3)
+    assert w['diff'] == 2 and w['df'] == pytest.approx(4)
+    assert w['ci95'] == pytest.approx([2 - 2.776 * (2 / 3) ** .5,
+                                       2 + 2.776 * (2 / 3) ** .5])
+    assert welch_difference([1.], [2., 3.])['ci95'] is None
 
 
 def test_telemetry_probe_touches_no_search_state():

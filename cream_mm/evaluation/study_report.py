@@ -18,7 +18,13 @@ Statistics (docs/study.md):
   a t interval over seeds (of per-seed means). The random baseline:
   stand-alone paths within ``random_band`` FLOPs of each final
   architecture (at least ``random_min``, else the nearest), ``test`` top-1
-  of both stand-alone runs, averaged like the finals.
+  of both stand-alone runs, averaged like the finals;
+* differences against the baseline row (``baseline_row``, SPOS): delta
+  tau with a paired bootstrap over paths (the same resampled paths for
+  both rows) and the share of resamples with delta <= 0; delta retrained
+  top-1 with a Welch t interval over search seeds; and per row the
+  search-minus-random gap (per seed: retrained top-1 minus its random
+  same-FLOPs baseline) with a t interval over seeds.
 """
 from __future__ import annotations
 
@@ -58,6 +64,48 @@ def bootstrap_tau(xs: list, y, n: int, seed: int = 0) -> dict:
     lo, hi = (np.percentile(reps, [2.5, 97.5]).tolist() if reps
               else [float('nan')] * 2)
     return dict(tau=point, ci95=[lo, hi], bootstrap=len(reps))
+
+
+def paired_tau_difference(xs_a: list, xs_b: list, y, n: int,
+                          seed: int = 0) -> dict:
+    """tau(a) - tau(b), each the mean over its seeds' inherited lists
+    against the same stand-alone ``y``; percentile bootstrap over paths,
+    the same resampled paths for both rows (a paired test)."""
+    y = np.asarray(y, float)
+    xa = [np.asarray(x, float) for x in xs_a]
+    xb = [np.asarray(x, float) for x in xs_b]
+
+    def diff(idx):
+        return (np.mean([_tau(x[idx], y[idx]) for x in xa])
+                - np.mean([_tau(x[idx], y[idx]) for x in xb]))
+    point = float(diff(np.arange(len(y))))
+    rng = np.random.default_rng(seed)
+    reps = [v for v in (diff(rng.integers(0, len(y), len(y)))
+                        for _ in range(int(n))) if not math.isnan(v)]
+    lo, hi = (np.percentile(reps, [2.5, 97.5]).tolist() if reps
+              else [float('nan')] * 2)
+    share = float(np.mean(np.asarray(reps) <= 0)) if reps else float('nan')
+    return dict(diff=point, ci95=[lo, hi], share_le_0=share,
+                bootstrap=len(reps))
+
+
+def welch_difference(a: list, b: list) -> dict:
+    """mean(a) - mean(b) with a Welch t 95 % interval (None below 2 values
+    on either side)."""
+    a = np.asarray([x for x in a if x is not None], float)
+    b = np.asarray([x for x in b if x is not None], float)
+    if len(a) == 0 or len(b) == 0:
+        return dict(diff=None, ci95=None)
+    d = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return dict(diff=d, ci95=None)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(math.sqrt(va + vb))
+    if se == 0:
+        return dict(diff=d, ci95=[d, d])
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = T95.get(max(int(df), 1), 1.96) * se
+    return dict(diff=d, ci95=[d - half, d + half], df=float(df))
 
 
 def t_interval(values: list) -> dict:
@@ -136,9 +184,10 @@ def gather(study, cache, rows: list[dict]) -> dict:
         b = [sa[paths[i]][1]['top1_rank'] for i in complete]
         ceiling = dict(bootstrap_tau([a], b, study.bootstrap),
                        paths=len(complete))
-    out_rows = []
+    out_rows, inherited_by_row = [], {}
     for row in rows:
         seeds_out, inh_lists = [], []
+        inherited_by_row[str(row['id'])] = inh_lists
         for seed in study.seeds:
             sup = cache.get('supernet', supernet_key(study, row, seed))
             inh = cache.get('inherited', inherited_key(study, row, seed))
@@ -209,7 +258,35 @@ def gather(study, cache, rows: list[dict]) -> dict:
                                         if sa[a][0] else None
                                         for a in paths]),
                 noise_ceiling=ceiling, rows=out_rows,
-                comparisons=screen_comparisons(out_rows))
+                comparisons=screen_comparisons(out_rows),
+                differences=differences(study, out_rows, inherited_by_row,
+                                        truth, len(complete)))
+
+
+def differences(study, rows: list[dict], inherited: dict, truth: list,
+                complete: int) -> list[dict]:
+    """Every row against the baseline row (``study.baseline_row``, default
+    1, SPOS): paired delta tau, delta retrained top-1, and the row's own
+    search-minus-random gap."""
+    base_id = str(study.get('baseline_row', 1))
+    base = next((r for r in rows if str(r['id']) == base_id), None)
+    out = []
+    for r in rows:
+        gaps = [e['retrain_mean'] - e['random']['mean'] for e in r['seeds']
+                if e.get('retrain_mean') is not None and e.get('random')
+                and e['random'].get('mean') is not None]
+        entry = dict(row=r['id'], against=base_id if base else None,
+                     search_minus_random=t_interval(gaps))
+        if base is not None and r is not base:
+            xa, xb = inherited[str(r['id'])], inherited[base_id]
+            if xa and xb and complete >= 3:
+                entry['delta_tau'] = paired_tau_difference(
+                    xa, xb, truth, study.bootstrap)
+            entry['delta_retrain'] = welch_difference(
+                [e.get('retrain_mean') for e in r['seeds']],
+                [e.get('retrain_mean') for e in base['seeds']])
+        out.append(entry)
+    return out
 
 
 def screen_comparisons(rows: list[dict]) -> list[dict]:
@@ -283,6 +360,26 @@ def markdown(data: dict, study) -> str:
         f"; stand-alone stage {data['standalone']['seconds']:.0f} s of "
         'training. Kendall tau: bootstrap over paths; top-1: t interval '
         'over search seeds; docs/study.md.')
+    diffs = data.get('differences') or []
+    if diffs:
+        lines += ['', '| # | delta tau vs #' + str(diffs[0]['against'])
+                  + ' [95 % CI] (share of resamples <= 0) | delta retrained '
+                  'top-1 vs #' + str(diffs[0]['against']) + ' [95 % CI] | '
+                  'retrained minus random, same FLOPs [95 % CI] |',
+                  '|---|---|---|---|']
+        for d in diffs:
+            dt = d.get('delta_tau')
+            tau = ('' if not dt else
+                   f"{dt['diff']:+.2f} [{dt['ci95'][0]:+.2f}, "
+                   f"{dt['ci95'][1]:+.2f}] ({dt['share_le_0']:.2f})")
+            dr = d.get('delta_retrain') or {}
+            ret = ('' if dr.get('diff') is None else
+                   f"{dr['diff']:+.2f}" + (
+                       f" [{dr['ci95'][0]:+.2f}, {dr['ci95'][1]:+.2f}]"
+                       if dr.get('ci95') else ''))
+            lines.append(f"| {d['row']} | {tau} | {ret} | "
+                         f"{_ci(d['search_minus_random'], '{:+.2f}')} |")
+        lines.append('')
     for cmp in data['comparisons']:
         lines.append(
             f"Row {cmp['row']} vs {cmp['against']} (seed {cmp['seed']}): "
@@ -380,4 +477,5 @@ def write_report(study, cache, rows: list[dict], out, stats: dict,
 
 
 __all__ = ['write_report', 'gather', 'bootstrap_tau', 't_interval',
+           'paired_tau_difference', 'welch_difference', 'differences',
            'telemetry_summary', 'random_baseline']
