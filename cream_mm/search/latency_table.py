@@ -123,22 +123,24 @@ def read_table(path) -> dict:
     return data
 
 
-def mismatches(recorded: dict, current: dict, fields) -> list[str]:
+def mismatches(recorded: dict, current: dict, fields,
+               label: str = 'current') -> list[str]:
     """``'field: table X, current Y'`` for every differing field."""
-    return [f'{k}: table {recorded.get(k)!r}, current {current.get(k)!r}'
+    return [f'{k}: table {recorded.get(k)!r}, {label} {current.get(k)!r}'
             for k in fields if recorded.get(k) != current.get(k)]
 
 
 def check_table(data: dict, signature: dict | None = None,
                 expect: dict | None = None, on_mismatch: str = 'error',
                 current: dict | None = None, source: str = 'table') -> None:
-    """Refuse a table for another space (always) or measured under other
-    conditions (``on_mismatch``: ``'error'`` or ``'warn'``), naming every
-    mismatched field. Compared conditions: the current machine's device
-    name and library versions (``current``, default
+    """Refuse a table for another space, an incomplete one, or one
+    measured under other conditions than ``expect`` declares (device,
+    device_name, runtime, threads, batch_size: what the config deploys
+    with), always; a table measured on another machine -- device name,
+    torch or onnxruntime version differing from ``current`` (default:
     :func:`~cream_mm.evaluation.latency_measure.current_conditions` for the
-    table's device and runtime), and any field of ``expect`` (device,
-    device_name, runtime, threads, batch_size)."""
+    table's device and runtime) -- is refused or, with ``on_mismatch=
+    'warn'``, warned about. Every message names each mismatched field."""
     if on_mismatch not in ON_MISMATCH:
         raise ValueError(f'cost.on_mismatch={on_mismatch!r}: allowed '
                          f'{", ".join(map(repr, ON_MISMATCH))}')
@@ -162,52 +164,93 @@ def check_table(data: dict, signature: dict | None = None,
         current = current_conditions(cond['device'], cond['runtime'],
                                      cond['threads'], cond['batch_size'],
                                      strict=False)
-    fields = ['device_name', 'torch', 'onnxruntime', *expect]
-    want = dict(current, **expect)
-    bad = mismatches(cond, want, dict.fromkeys(fields))
+    declared = mismatches(cond, expect, expect, 'expected')
+    if declared:  # what the config says the deployment is: always checked
+        raise ValueError(f'{source} was measured under other conditions '
+                         'than the config expects: ' + '; '.join(declared))
+    machine = [k for k in ('device_name', 'torch', 'onnxruntime')
+               if k not in expect]
+    bad = mismatches(cond, current, machine)
     if not bad:
         return
-    text = (f'{source} was measured under other conditions: '
-            + '; '.join(bad))
+    text = (f'{source} was measured under other conditions than this '
+            'machine: ' + '; '.join(bad))
     if on_mismatch == 'error':
         raise ValueError(text + " (cost.on_mismatch='warn' to use it "
                          'anyway)')
     warnings.warn(text, stacklevel=2)
 
 
+#: calibration models: name -> (regressors, networks needed)
+CALIBRATIONS = (('none', (), 1), ('per_network', ('one', ), 2),
+                ('scale+per_network', ('sum', 'one'), 3),
+                ('scale+per_layer+per_network', ('sum', 'layers', 'one'), 4))
+
+
+def _fit(cols: dict, y: torch.Tensor, names) -> dict | None:
+    """Least squares of ``y - sum`` (no scale) or ``y`` on ``names``;
+    None if the scale is not > 0 or the per-layer term is < 0."""
+    coef = dict(sum=1., layers=0., one=0.)
+    if names:
+        x = torch.stack([cols[n] for n in names], 1)
+        target = y if 'sum' in names else y - cols['sum']
+        sol = torch.linalg.lstsq(x, target[:, None],
+                                 driver='gelsd').solution.flatten()
+        coef.update(zip(names, sol.tolist()))
+    if not coef['sum'] > 0 or coef['layers'] < 0:
+        return None
+    return coef
+
+
+def _predict(coef: dict, cols: dict) -> torch.Tensor:
+    return (coef['sum'] * cols['sum'] + coef['layers'] * cols['layers']
+            + coef['one'] * cols['one'])
+
+
 def fit_calibration(networks: list[dict]) -> dict:
-    """Least squares ``measured ~= scale * sum + per_layer * n_layers +
-    per_network`` over measured networks (rows with ``sum_ms``,
-    ``n_layers``, ``measured_ms``). The richest model with ``scale > 0``
-    and ``per_layer >= 0`` (calibrated entries stay non-negative) that the
-    networks determine is kept: all three terms (>= 4 networks), scale and
-    per-network offset (>= 3), else the per-network offset alone."""
+    """Calibrate the plain sum on measured networks (rows with ``sum_ms``,
+    ``n_layers``, ``measured_ms``): ``measured ~= scale * sum + per_layer
+    * n_layers + per_network`` by least squares, for the nested models of
+    :data:`CALIBRATIONS` (none; a per-network offset; + a scale; + a
+    per-layer overhead) that the networks determine. The model kept is the
+    one of lowest leave-one-out mean absolute error (the plain sum when no
+    fit generalises better), so a few noisy networks cannot make the
+    calibrated predictor worse than the sum on paths it has not seen;
+    ``scale > 0`` and ``per_layer >= 0`` keep every calibrated entry
+    non-negative."""
     if not networks:
         raise ValueError('calibration needs at least one measured network')
-    y = torch.tensor([n['measured_ms'] for n in networks],
-                     dtype=torch.float64)
-    s = torch.tensor([n['sum_ms'] for n in networks], dtype=torch.float64)
-    k = torch.tensor([float(n['n_layers']) for n in networks],
-                     dtype=torch.float64)
-    one = torch.ones_like(s)
-    fit = None
-    for name, cols, need in (('scale+per_layer+per_network', (s, k, one), 4),
-                             ('scale+per_network', (s, one), 3)):
+
+    def col(key):
+        return torch.tensor([float(n[key]) for n in networks],
+                            dtype=torch.float64)
+    y = col('measured_ms')
+    cols = dict(sum=col('sum_ms'), layers=col('n_layers'),
+                one=torch.ones(len(networks), dtype=torch.float64))
+    best = None
+    for name, names, need in CALIBRATIONS:
         if len(networks) < need:
             continue
-        x = torch.stack(cols, 1)
-        sol = torch.linalg.lstsq(x, y[:, None], driver='gelsd').solution
-        coef = sol.flatten().tolist()
-        a, b, c = (coef if len(coef) == 3 else (coef[0], 0., coef[1]))
-        if a > 0 and b >= 0:
-            fit = dict(model=name, scale=a, per_layer_ms=b,
-                       per_network_ms=c)
-            break
-    if fit is None:
-        fit = dict(model='per_network', scale=1., per_layer_ms=0.,
-                   per_network_ms=float((y - s).mean()))
-    pred = fit['scale'] * s + fit['per_layer_ms'] * k + fit['per_network_ms']
-    fit['fit_mae_ms'] = float((pred - y).abs().mean())
+        coef = _fit(cols, y, names)
+        if coef is None:
+            continue
+        errs = []
+        for i in range(len(networks)):
+            keep = [j for j in range(len(networks)) if j != i]
+            sub = {k: v[keep] for k, v in cols.items()}
+            c = _fit(sub, y[keep], names) if names else coef
+            if c is None:
+                break
+            one = {k: v[i:i + 1] for k, v in cols.items()}
+            errs.append(float((_predict(c, one) - y[i]).abs()))
+        else:
+            loo = sum(errs) / len(errs)
+            if best is None or loo < best[0] - 1e-12:
+                best = (loo, name, coef)
+    loo, name, coef = best
+    fit = dict(model=name, scale=coef['sum'], per_layer_ms=coef['layers'],
+               per_network_ms=coef['one'], loo_mae_ms=loo,
+               fit_mae_ms=float((_predict(coef, cols) - y).abs().mean()))
     fit['networks'] = networks
     return fit
 
