@@ -457,3 +457,41 @@ def test_build_tool_cli(tmp_path, capsys):
     data = read_table(out)
     assert data['complete'] and data['calibration'] is None
     assert data['space']['head_channels'] == 256
+
+
+@pytest.mark.slow
+def test_tiny_latency_search_end_to_end(tmp_path):
+    """tools/train.py on the latency config (a few iterations): board.json
+    in ms, the exported classifier's summary with its predicted latency."""
+    from tools.train import main
+    from conftest import ROOT
+    cfg = _tiny_latency_cfg(tmp_path)
+    work = tmp_path / 'work'
+    main([f'{ROOT}/configs/search/tiny_cream_latency_embedded.py',
+          '--work-dir', str(work), '--cfg-options',
+          f'model.cost.table={cfg.model.cost.table}',
+          'train_cfg.max_iters=6', 'model.warmup.iters=2',
+          'model.meta.interval=3', 'train_dataloader.batch_size=8',
+          'search_val_dataloader.dataset.indices=16',
+          'search_val_dataloader.batch_size=16',
+          'final_dataloader.dataset.indices=16',
+          'default_hooks.checkpoint.interval=6'])
+    board = json.loads((work / 'search' / 'board.json').read_text())
+    assert board['flops_unit'] == 'ms' and board['flops_metric'] == 'latency'
+    summary = json.loads((work / 'search' / 'searched.json').read_text())
+    assert summary['latency_ms'] == pytest.approx(board['final'][0]['flops'])
+    assert summary['latency_conditions']['runtime'] == 'fused'
+
+
+def test_resume_with_another_table_is_refused(tmp_path):
+    model = make_latency_search(fake_table(tmp_path))
+    state = model.state_dict()
+    assert state['cost_digest'].dtype == torch.uint8
+    same = make_latency_search(fake_table(tmp_path, name='same.json'))
+    same.load_state_dict(state)  # the same costs: accepted
+    other = make_latency_search(fake_table(tmp_path, per_flop=2e-8,
+                                           name='other.json'))
+    with pytest.raises(ValueError, match='another latency table'):
+        other.load_state_dict(state)
+    from test_search_cream import make_model
+    assert 'cost_digest' not in make_model().state_dict()  # FLOPs: as is

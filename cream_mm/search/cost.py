@@ -83,4 +83,27 @@ def build_cost(cost: dict | None, space, num_classes: int,
     return table, tuple(rng)
 
 
-__all__ = ['COST_TYPES', 'build_cost', 'model_geometry']
+def attach_cost_digest(module, table) -> None:
+    """For a latency cost: a ``cost_digest`` buffer (the table's SHA-1)
+    in ``module``'s checkpoints, and loading one whose digest differs is
+    refused -- a search resumed with a rebuilt table would continue with
+    other costs. FLOPs tables add nothing (their state dicts unchanged)."""
+    import torch
+    if not hasattr(table, 'digest'):
+        return
+    module.register_buffer('cost_digest', torch.tensor(
+        list(table.digest()), dtype=torch.uint8))
+
+    def check(state_dict, prefix, *args):
+        key = prefix + 'cost_digest'
+        if key in state_dict and not torch.equal(
+                state_dict[key].cpu(), module.cost_digest.cpu()):
+            raise ValueError(
+                'checkpoint was searched with another latency table than '
+                f'cost.table ({table.data.get("conditions", {})}): resume '
+                'with the table it was searched with')
+    module._register_load_state_dict_pre_hook(check)
+
+
+__all__ = ['COST_TYPES', 'attach_cost_digest', 'build_cost',
+           'model_geometry']

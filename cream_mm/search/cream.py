@@ -62,7 +62,7 @@ from ..models.matching import MetaMatchingNetwork
 from .base import (SupernetAlgorithm, WarmupSchedule, bn_counters,
                    running_stats, sampler_kwargs)
 from .board import PathBoard
-from .cost import build_cost
+from .cost import attach_cost_digest, build_cost
 from .precision import all_finite, check_lr, unscaled_grads
 from .runtime import (GradMeanHooks, _mode_modules, all_reduce_mean,
                       all_reduce_sum, bn_batch_stats, distributed)
@@ -142,6 +142,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
             getattr(getattr(self.head, 'conv_head', None), 'out_channels',
                     1280), self.backbone.in_channels,
             flops_metric, flops_range)
+        attach_cost_digest(self, self.table)  # latency: resume checks it
         self.sampler = PathSampler(self.space, self.table, cost_range,
                                    **sampler_kwargs(sampler))
         self.matching, self.use_board = matching, bool(use_board)

@@ -345,6 +345,17 @@ class LatencyTable(CostTable):
     def fmt(self, value: float) -> str:
         return f'{value:.3f}ms'
 
+    def digest(self) -> bytes:
+        """SHA-1 of what the costs are made of (entries, calibration,
+        predictor): a resumed search checks it is the same table."""
+        import hashlib
+        body = dict(entries=self.data['entries'], predictor=self.predictor,
+                    calibration=(self.data.get('calibration') or {}))
+        body['calibration'] = {k: v for k, v in body['calibration'].items()
+                               if k != 'networks'}
+        return hashlib.sha1(json.dumps(body, sort_keys=True).encode()
+                            ).digest()
+
     def sum_cost(self, arch) -> float:
         """The plain sum of measured units (no calibration), ms."""
         code, res = self.space.encode(arch)
