@@ -2,10 +2,11 @@
 # a latency budget instead of a FLOPs range: the sampler's range, Eq. 3's
 # board, the final selection and the export use the predicted latency (ms)
 # of a table measured on the deployment device (docs/latency.md). Build the
-# table first, on the machine the model will run on (about a minute):
+# table first, on the machine the model will run on:
 #   python tools/build_latency_table.py \
 #       configs/search/tiny_cream_latency_embedded.py --device cpu \
-#       --runtime fused --threads 1 --out work_dirs/latency/tiny_cream_cpu_fused.json
+#       --runtime fused --threads 1 \
+#       --out work_dirs/latency/tiny_cream_cpu_fused.json
 # then search:
 #   python tools/train.py configs/search/tiny_cream_latency_embedded.py
 # The budget is the cheapest 40 % of the space's predicted latency span (a

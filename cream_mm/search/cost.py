@@ -12,7 +12,8 @@ latency table (:class:`~cream_mm.search.latency_table.LatencyTable`)::
 With a latency cost the sampler's range is ``cost.range`` in ms, or
 ``cost.range_fraction=(a, b)``: the part ``[min + a * span, min + b *
 span]`` of the space's predicted span (a portable budget, e.g. ``(0,
-0.4)``: the cheapest 40 %); the model's ``flops_range`` is not used. Both tables have the same interface
+0.4)``: the cheapest 40 %); the model's ``flops_range`` is not used.
+Both tables have the same interface
 (:class:`~cream_mm.search.flops_table.CostTable`), so sampler, board,
 evolutions, Pareto / NSGA-II searches, plots and export take either.
 """
