@@ -128,6 +128,12 @@ BENCHMARKS = [
            '--no-interleaved'],
           targets={'ratio_step_peak': '<= 1.1'},
           headline=('ratio_step_peak', )),
+    Bench('latency_predictor',
+          'Latency table: predicted vs measured end-to-end latency of 50 '
+          'random exported architectures, per runtime',
+          'bench_latency_predictor.py', [], ['--quick'],
+          targets={'fused_within10_calibrated': '>= 90'},
+          headline=('fused_within10_calibrated', )),
 ]
 
 

@@ -62,7 +62,7 @@ from ..models.matching import MetaMatchingNetwork
 from .base import (SupernetAlgorithm, WarmupSchedule, bn_counters,
                    running_stats, sampler_kwargs)
 from .board import PathBoard
-from .flops_table import FlopsTable
+from .cost import attach_cost_digest, build_cost
 from .precision import all_finite, check_lr, unscaled_grads
 from .runtime import (GradMeanHooks, _mode_modules, all_reduce_mean,
                       all_reduce_sum, bn_batch_stats, distributed)
@@ -88,6 +88,11 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         head (dict): config of the classification head (``CreamClsHead``).
         flops_range: ``(min, max)`` FLOPs of sampled and board paths.
         flops_metric: ``'flops'`` (paper counting), ``'macs'``, ``'params'``.
+        cost (dict): the search's cost, :func:`~cream_mm.search.cost.
+            build_cost`: None / ``dict(type='flops')`` (default) or
+            ``dict(type='latency', table=FILE, range=(min_ms, max_ms))``
+            (a measured latency table replaces FLOPs in the sampler's
+            range, Eq. 3's board, the final searches and the export).
         sampler (dict): ``op_prior``, ``fixed_depths`` of the
             :class:`PathSampler`; ``seed`` (default: the runner's seed, i.e.
             ``torch.initial_seed()`` when the model is built).
@@ -127,13 +132,18 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                  distill: dict | None = None, scoring: dict | None = None,
                  warmup: dict | None = None, channels_last: bool = False,
                  data_preprocessor: dict | None = None, init_cfg=None,
-                 nonfinite_patience: int = 20):
+                 nonfinite_patience: int = 20, cost: dict | None = None):
         _check('matching', matching, MATCHINGS)
         super().__init__(supernet, head, channels_last, data_preprocessor,
                          init_cfg, nonfinite_patience)
         self.space = self.backbone.space
-        self.table = FlopsTable(self.space, flops_metric, self.num_classes)
-        self.sampler = PathSampler(self.space, self.table, flops_range,
+        self.table, cost_range = build_cost(
+            cost, self.space, self.num_classes,
+            getattr(getattr(self.head, 'conv_head', None), 'out_channels',
+                    1280), self.backbone.in_channels,
+            flops_metric, flops_range)
+        attach_cost_digest(self, self.table)  # latency: resume checks it
+        self.sampler = PathSampler(self.space, self.table, cost_range,
                                    **sampler_kwargs(sampler))
         self.matching, self.use_board = matching, bool(use_board)
         if matching in ('random', 'meta') and not use_board:
@@ -458,7 +468,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         code, res, flops = self.sampler.sample_code()  # line 3
         arch = self.space.decode(code, res)
         active = self.past_warmup()
-        log = dict(flops=flops / 1e6)
+        log = {self.table.log_key: flops / self.table.scale}
         bn = self.path_bn_buffers(arch)
         # num_batches_tracked: also the no-grad forwards count batches
         counters = bn_counters(self.modules())
@@ -623,9 +633,10 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
 
     # ---------------------------------------------------------- reporting
     def board_table(self) -> list[dict]:
-        """The board as rows (arch string, FLOPs in M, score), best first."""
+        """The board as rows (arch string, cost in the table's unit --
+        MFLOPs, or ms for a latency cost -- and score), best first."""
         rows = [dict(arch=format_arch(self.board_arch(k)),
-                     flops=self.board.entry(k)[2] / 1e6,
+                     flops=self.board.entry(k)[2] / self.table.scale,
                      score=self.board.entry(k)[3])
                 for k in range(len(self.board))]
         return sorted(rows, key=lambda r: (-r['score'], r['flops']))

@@ -139,6 +139,10 @@ def _cream_parts(model, arch: Arch) -> dict:
     header = (f'# Searched by Cream: {text}\n# {cost.flops / 1e6:.2f}M '
               f'FLOPs (paper counting), {cost.macs / 1e6:.2f}M MACs, '
               f'{cost.params / 1e6:.2f}M params at {size}px\n')
+    table = getattr(model, 'table', None)
+    latency = table.summary(arch) if table is not None else {}
+    if latency:  # a latency-cost search: its prediction, with conditions
+        header += table.header(arch)
     head = model.head
     head_cfg = (f"head=dict(num_classes={model.num_classes}, "
                 f"in_channels={head.conv_head.in_channels}, "
@@ -150,7 +154,8 @@ def _cream_parts(model, arch: Arch) -> dict:
                    f"             {head_cfg})\n"),
         det_model=(f"model = dict(backbone=dict(arch='{text}', "
                    "init_cfg=None))\n"),
-        cost=dict(flops=cost.flops, macs=cost.macs, params=cost.params))
+        cost=dict(flops=cost.flops, macs=cost.macs, params=cost.params,
+                  **latency))
 
 
 def _neck_channels(child, det_base: str) -> list[int] | None:

@@ -20,44 +20,44 @@ from ..models.complexity import layer_cost, stem_cost, tail_cost
 from ..models.supernet import SearchSpace
 
 METRICS = ('flops', 'macs', 'params')
+#: display unit of each metric (a cost divided by ``scale`` is in it)
+UNITS = dict(flops='MFLOPs', macs='MMACs', params='M params')
 
 
-class FlopsTable:
-    """Costs of every (resolution, layer, op) of a :class:`SearchSpace`.
+class CostTable:
+    """The cost-table protocol of the sampler, board, evolutions, Pareto /
+    NSGA-II searches and export: an additive cost
+    ``base[r] + sum_l table[r, l, op_l]`` per resolution index ``r`` --
+    the Flops(.) of Eq. 3, or a measured latency
+    (:class:`~cream_mm.search.latency_table.LatencyTable`).
 
-    Args:
-        space: the search space.
-        metric: ``'flops'`` (the paper's counting, default), ``'macs'`` or
-            ``'params'``.
-        num_classes: classifier width (the head's FC is part of the cost).
-        with_head: include pool, ``conv_head`` and FC as the paper does.
+    Subclasses fill ``space``, ``metric``, ``resolutions``, ``table``
+    (R, L, n_ops float64; ``inf`` for an op a layer cannot take) and
+    ``base`` (R,), then call :meth:`_finish`. Class attributes: ``unit``
+    (display unit), ``scale`` (a cost divided by it is in ``unit``),
+    ``axis_label`` (plots), ``log_key`` (training log), ``pareto_step`` (a
+    Pareto bucket, cost units) and ``min_bin`` (the sampler histogram's
+    finest bin, cost units).
     """
+    metric: str = 'flops'
+    unit: str = 'MFLOPs'
+    scale: float = 1e6
+    axis_label: str = 'FLOPs (M, paper counting)'
+    log_key: str = 'flops'
+    pareto_step: float = 10e6
+    min_bin: float = 1.
 
-    def __init__(self, space: SearchSpace, metric: str = 'flops',
-                 num_classes: int = 1000, with_head: bool = True,
-                 in_channels: int = 3):
-        if metric not in METRICS:
-            raise ArchError(f'flops_metric={metric!r}: allowed '
-                            f'{", ".join(METRICS)}')
-        self.space, self.metric = space, metric
-        self.resolutions = space.resolutions or (space.input_size, )
-        inf = float('inf')
-        n_ops = len(space.ops)
-        self.table = torch.full((len(self.resolutions), space.num_layers,
-                                 n_ops), inf, dtype=torch.float64)
-        self.base = torch.zeros(len(self.resolutions), dtype=torch.float64)
-        for r, size in enumerate(self.resolutions):
-            cost, hw = stem_cost((size, size), in_channels)
-            for l, (_, i, cin, cout, stride) in enumerate(space.layers()):
-                for op in space.layer_ops(i):
-                    c, out_hw = layer_cost(op, cin, cout, stride, hw)
-                    self.table[r, l, space.ops.index(op)] = getattr(c, metric)
-                hw = out_hw  # skip keeps hw; the first layer is never skip
-            cost = cost + tail_cost(space.stage_channels[-1], hw, num_classes,
-                                    with_head)
-            self.base[r] = getattr(cost, metric)
+    def _finish(self):
         # plain Python copies: a single look-up is a few list indexings
         self._rows, self._base = self.table.tolist(), self.base.tolist()
+
+    def fmt(self, value: float) -> str:
+        """A cost as short text (error messages)."""
+        return f'{value / 1e6:.2f}M'
+
+    def summary(self, arch) -> dict:
+        """Extra fields of the export summary for ``arch`` (none)."""
+        return {}
 
     def res_index(self, resolution: int) -> int:
         size = resolution or self.space.input_size
@@ -96,3 +96,43 @@ class FlopsTable:
         idx = list(res_allowed) if res_allowed is not None else \
             list(range(len(self.resolutions)))
         return float(lo[idx].min()), float(hi[idx].max())
+
+
+class FlopsTable(CostTable):
+    """Costs of every (resolution, layer, op) of a :class:`SearchSpace`.
+
+    Args:
+        space: the search space.
+        metric: ``'flops'`` (the paper's counting, default), ``'macs'`` or
+            ``'params'``.
+        num_classes: classifier width (the head's FC is part of the cost).
+        with_head: include pool, ``conv_head`` and FC as the paper does.
+    """
+
+    def __init__(self, space: SearchSpace, metric: str = 'flops',
+                 num_classes: int = 1000, with_head: bool = True,
+                 in_channels: int = 3):
+        if metric not in METRICS:
+            raise ArchError(f'flops_metric={metric!r}: allowed '
+                            f'{", ".join(METRICS)}')
+        self.space, self.metric = space, metric
+        self.unit = UNITS[metric]
+        if metric != 'flops':
+            self.axis_label = f'{metric} (M)'
+        self.resolutions = space.resolutions or (space.input_size, )
+        inf = float('inf')
+        n_ops = len(space.ops)
+        self.table = torch.full((len(self.resolutions), space.num_layers,
+                                 n_ops), inf, dtype=torch.float64)
+        self.base = torch.zeros(len(self.resolutions), dtype=torch.float64)
+        for r, size in enumerate(self.resolutions):
+            cost, hw = stem_cost((size, size), in_channels)
+            for l, (_, i, cin, cout, stride) in enumerate(space.layers()):
+                for op in space.layer_ops(i):
+                    c, out_hw = layer_cost(op, cin, cout, stride, hw)
+                    self.table[r, l, space.ops.index(op)] = getattr(c, metric)
+                hw = out_hw  # skip keeps hw; the first layer is never skip
+            cost = cost + tail_cost(space.stage_channels[-1], hw, num_classes,
+                                    with_head)
+            self.base[r] = getattr(cost, metric)
+        self._finish()

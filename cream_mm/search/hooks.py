@@ -6,8 +6,9 @@
 * every ``log_interval`` iterations: logs the board (arch, FLOPs, score);
 * every ``plot_interval`` iterations and at the end: writes
   ``board.json`` (strict JSON: ``null`` for an unscored path, every FLOPs
-  number in MFLOPs as its ``flops_unit`` says) and ``pareto.png`` (accuracy
-  vs FLOPs of every scored path, board highlighted) into
+  number in MFLOPs -- ms for a latency cost -- as its ``flops_unit``
+  says) and ``pareto.png`` (accuracy vs cost of every scored path, board
+  highlighted) into
   ``<work_dir>/search``;
 * after training: the final selection -- ``final='board'`` evaluates the K
   board paths on ``final_dataloader`` and takes the best (Alg. 1 line 14,
@@ -226,7 +227,9 @@ class CreamSearchHook(Hook):
         if self.every_n_train_iters(runner, self.log_interval) if \
                 self.log_interval else False:
             rows = model.board_table()
-            runner.logger.info('board (top-1 %, FLOPs M):\n' + '\n'.join(
+            unit = getattr(getattr(model, 'table', None), 'unit',
+                           BOARD_FLOPS_UNIT)
+            runner.logger.info(f'board (top-1 %, {unit}):\n' + '\n'.join(
                 f"  {r['score']:6.2f}  {r['flops']:8.2f}  {r['arch']}"
                 for r in rows))
         if self.plot_interval and self.every_n_train_iters(
@@ -243,21 +246,24 @@ class CreamSearchHook(Hook):
         model = self._model(runner)
         out = self._out(runner)
         extra = dict(extra or {})
-        if 'final' in extra:
-            extra['final'] = [dict(r, flops=r['flops'] / 1e6)
-                              for r in extra['final']]
         table = getattr(model, 'table', None)
-        data = dict(iter=runner.iter, flops_unit=BOARD_FLOPS_UNIT,
+        scale = getattr(table, 'scale', 1e6)
+        if 'final' in extra:
+            extra['final'] = [dict(r, flops=r['flops'] / scale)
+                              for r in extra['final']]
+        data = dict(iter=runner.iter,
+                    flops_unit=getattr(table, 'unit', BOARD_FLOPS_UNIT),
                     flops_metric=getattr(table, 'metric', 'flops'),
                     board=model.board_table(),
-                    scored=[dict(arch=a, flops=f / 1e6, score=s, iter=i)
+                    scored=[dict(arch=a, flops=f / scale, score=s, iter=i)
                             for a, f, s, i in model.history], **extra)
         (out / 'board.json').write_text(
             json.dumps(json_finite(data), indent=1, allow_nan=False))
         plot_pareto(data['scored'], [r for r in data['board']
                                      if math.isfinite(r['score'])],
                     out / 'pareto.png',
-                    title=f'Cream search, iter {runner.iter}')
+                    title=f'Cream search, iter {runner.iter}',
+                    xlabel=getattr(table, 'axis_label', None))
 
     def after_train(self, runner) -> None:
         model = self._model(runner)
@@ -289,8 +295,11 @@ class CreamSearchHook(Hook):
             self.write_board(runner, dict(final=rows, **extra))
         elif not hasattr(model, 'board') and is_main_process():
             from .pareto import save_front
+            table = getattr(model.sampler, 'table', None)
             save_front(rows, self._out(runner), name=self.final,
-                       title=f'{type(model).__name__}: final {self.final}')
+                       title=f'{type(model).__name__}: final {self.final}',
+                       scale=getattr(table, 'scale', 1e6),
+                       xlabel=getattr(table, 'axis_label', None))
         if is_main_process():
             export_arch(model, best, self._out(runner),
                         extra=dict(final=self.final, ranking=rows[:20]),
@@ -350,9 +359,12 @@ class SearchDigestHook(Hook):
 
 
 def plot_pareto(scored: list[dict], board: list[dict], path,
-                title: str = '', highlight: str = 'board') -> None:
-    """Accuracy vs FLOPs of all scored paths, board (or front) paths
-    highlighted (``highlight``: their legend label)."""
+                title: str = '', highlight: str = 'board',
+                xlabel: str | None = None) -> None:
+    """Accuracy vs cost (``flops`` of the rows, in the unit ``xlabel``
+    names: MFLOPs by default, ms for a latency cost) of all scored paths,
+    board (or front) paths highlighted (``highlight``: their legend
+    label)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -362,7 +374,7 @@ def plot_pareto(scored: list[dict], board: list[dict], path,
                    s=6, c='0.6', label='scored paths')
     ax.scatter([r['flops'] for r in board], [r['score'] for r in board],
                s=30, c='tab:red', label=highlight)
-    ax.set_xlabel('FLOPs (M, paper counting)')
+    ax.set_xlabel(xlabel or 'FLOPs (M, paper counting)')
     ax.set_ylabel('top-1 (%)')
     ax.set_title(title)
     ax.legend(loc='lower right')

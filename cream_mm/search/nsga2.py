@@ -79,7 +79,9 @@ class NSGA2Search:
         offspring: children per generation (default: ``population``).
         crossover_prob, crossover_eta, mutation_eta: SBX / PM settings.
         seed: seeds the first generation and pymoo.
-        cost_scale: costs are divided by this in pymoo (1e6: MFLOPs).
+        cost_scale: costs are divided by this in pymoo (default: the cost
+            table's ``scale``, 1e6 for MFLOPs, 1 for a latency table in
+            ms).
         flops_range: the constraint (default: the sampler's range).
     """
 
@@ -87,7 +89,7 @@ class NSGA2Search:
                  parents: int = 20, offspring: int | None = None,
                  crossover_prob: float = 0.9, crossover_eta: float = 15.,
                  mutation_eta: float = 20., seed: int = 0,
-                 cost_scale: float = 1e6, max_tries: int = 100000,
+                 cost_scale: float | None = None, max_tries: int = 100000,
                  flops_range=None):
         for name, v in dict(population=population, generations=generations,
                             parents=parents).items():
@@ -103,6 +105,9 @@ class NSGA2Search:
         self.offspring = int(offspring) if offspring else self.population
         self.crossover_prob, self.crossover_eta = crossover_prob, crossover_eta
         self.mutation_eta, self.seed = mutation_eta, int(seed)
+        if cost_scale is None:
+            cost_scale = getattr(getattr(self.sampler, 'table', None),
+                                 'scale', 1e6)
         self.cost_scale, self.max_tries = float(cost_scale), int(max_tries)
         self.scores: dict[str, tuple[float, float]] = {}  # key -> top1, cost
         self.pareto: list[dict] = []

@@ -35,7 +35,9 @@ class ParetoSearch:
         generations: rounds of offspring.
         mutations, crossovers: offspring per round of each kind.
         mutation_prob: per-gene redraw probability of ``sampler.mutate``.
-        step: width of a FLOPs bucket, in the sampler's cost units.
+        step: width of a cost bucket, in the sampler's cost units
+            (default: the cost table's ``pareto_step``, 10 MFLOPs for
+            FLOPs, 1/50 of the space's span for a latency table).
         max_tries: draws allowed to find one in-range child.
         flops_range: search range if not the sampler's (e.g. AlphaNet's
             [200, 1200] MFLOPs over a supernet trained on the whole space):
@@ -44,12 +46,15 @@ class ParetoSearch:
 
     def __init__(self, model, population: int = 50, generations: int = 20,
                  mutations: int = 25, crossovers: int = 25,
-                 mutation_prob: float = 0.2, step: float = 10e6,
+                 mutation_prob: float = 0.2, step: float | None = None,
                  max_tries: int = 1000, flops_range=None):
         for name, v in dict(population=population, generations=generations,
                             max_tries=max_tries).items():
             if int(v) < 1:
                 raise ValueError(f'pareto {name}={v}: must be >= 1')
+        if step is None:
+            step = getattr(getattr(model.sampler, 'table', None),
+                           'pareto_step', 10e6)
         if not step > 0:
             raise ValueError(f'pareto step={step}: must be > 0')
         if not 0 < mutation_prob <= 1:
@@ -143,9 +148,12 @@ class ParetoSearch:
 
 
 def save_front(rows: list[dict], out_dir, name: str = 'pareto',
-               title: str = '') -> dict:
-    """Write ``<name>.json`` (front by FLOPs + every evaluated row) and
-    ``<name>.png`` (accuracy vs MFLOPs, front highlighted)."""
+               title: str = '', scale: float = 1e6,
+               xlabel: str | None = None) -> dict:
+    """Write ``<name>.json`` (front by cost + every evaluated row) and
+    ``<name>.png`` (accuracy vs cost / ``scale``: MFLOPs by default, ms
+    for a latency table with ``scale=1``; ``xlabel`` names the axis),
+    front highlighted."""
     from .hooks import plot_pareto
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,12 +161,12 @@ def save_front(rows: list[dict], out_dir, name: str = 'pareto',
                    key=lambda r: r['flops'])
     data = dict(front=front, evaluated=rows)
     (out / f'{name}.json').write_text(json.dumps(data, indent=1))
-    plot_pareto([dict(flops=r['flops'] / 1e6, score=r['top1'])
+    plot_pareto([dict(flops=r['flops'] / scale, score=r['top1'])
                  for r in rows],
-                [dict(flops=r['flops'] / 1e6, score=r['top1'])
+                [dict(flops=r['flops'] / scale, score=r['top1'])
                  for r in front], out / f'{name}.png', title=title or
-                'Pareto front (best top-1 per FLOPs bucket)',
-                highlight='front')
+                'Pareto front (best top-1 per cost bucket)',
+                highlight='front', xlabel=xlabel)
     return data
 
 

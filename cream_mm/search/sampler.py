@@ -27,15 +27,11 @@ import torch.nn as nn
 from ..arch import (MBCONV_OPS, SKIP, Arch, ArchError, format_arch,
                     parse_arch)
 from ..models.supernet import SearchSpace
-from .flops_table import FlopsTable
+from .flops_table import CostTable
 from .rng_state import GeneratorStateMixin
 
 #: the release's prior over (k3e4, k3e6, k5e4, k5e6, k7e4, k7e6), no skip
 RELEASE_OP_PRIOR = (0.05, 0.2, 0.05, 0.5, 0.05, 0.15)
-
-
-def _fmt(v: float) -> str:
-    return f'{v / 1e6:.2f}M'
 
 
 class PathSampler(GeneratorStateMixin, nn.Module):
@@ -43,9 +39,11 @@ class PathSampler(GeneratorStateMixin, nn.Module):
 
     Args:
         space: the search space.
-        table: its :class:`FlopsTable` (defines the cost metric).
-        flops_range: ``(min, max)`` in units of the table's metric (FLOPs);
-            ``None`` bounds mean unbounded.
+        table: its cost table (defines the cost metric): a
+            :class:`~cream_mm.search.flops_table.FlopsTable` or a
+            :class:`~cream_mm.search.latency_table.LatencyTable`.
+        flops_range: ``(min, max)`` in units of the table's metric (FLOPs,
+            or ms for a latency table); ``None`` bounds mean unbounded.
         op_prior: per-op weights; a mapping op -> weight, a sequence over
             the space's ops, or over the six MBConv ops (others get 0,
             e.g. :data:`RELEASE_OP_PRIOR`). ``None``: uniform per layer.
@@ -58,7 +56,7 @@ class PathSampler(GeneratorStateMixin, nn.Module):
         max_draws: give up after this many candidates.
     """
 
-    def __init__(self, space: SearchSpace, table: FlopsTable,
+    def __init__(self, space: SearchSpace, table: CostTable,
                  flops_range: Sequence[float | None] = (None, None),
                  op_prior=None, fixed_depths: Sequence[int] | None = None,
                  seed: int = 0, chunk: int = 1024, max_draws: int = 1 << 20):
@@ -131,13 +129,14 @@ class PathSampler(GeneratorStateMixin, nn.Module):
     def _check_feasible(self):
         lo, hi = self.flops_range
         smin, smax = self.space_bounds
+        f = self.table.fmt
         if hi < smin or lo > smax:
             raise ArchError(
-                f'flops_range=[{_fmt(lo)}, {_fmt(hi)}] ({self.table.metric}) '
+                f'flops_range=[{f(lo)}, {f(hi)}] ({self.table.metric}) '
                 f'holds no path of space {self.space.name!r} (max_depths '
                 f'{self.space.max_depths}, resolutions '
                 f'{self.table.resolutions}): its paths span '
-                f'[{_fmt(smin)}, {_fmt(smax)}]')
+                f'[{f(smin)}, {f(smax)}]')
 
     def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` unconstrained draws: codes (n, L) and resolution indices."""
@@ -152,7 +151,8 @@ class PathSampler(GeneratorStateMixin, nn.Module):
         of layers l.. under the per-layer probabilities) and the probability
         of the range per resolution (``self.acceptance``)."""
         table = self.table.table.masked_fill(self.probs[None] == 0, 0.)
-        self.bin = max(float(table.max(2).values.sum(1).max()) / bins, 1.)
+        self.bin = max(float(table.max(2).values.sum(1).max()) / bins,
+                       self.table.min_bin)
         idx = (table / self.bin).round().long()
         self.suffix, acc = [], []
         for r in range(len(self.table.resolutions)):
@@ -224,10 +224,11 @@ class PathSampler(GeneratorStateMixin, nn.Module):
                 return (tuple(codes[j].tolist()),
                         size if self.space.resolutions else 0,
                         float(cost[j]))
+        f, (smin, smax) = self.table.fmt, self.space_bounds
         raise ArchError(
-            f'flops_range=[{_fmt(lo)}, {_fmt(hi)}]: no path in '
+            f'flops_range=[{f(lo)}, {f(hi)}]: no path in '
             f'{self.max_draws} draws although the space spans '
-            f'[{_fmt(self.space_bounds[0])}, {_fmt(self.space_bounds[1])}];'
+            f'[{f(smin)}, {f(smax)}];'
             ' widen the range, set fixed_depths or an op_prior')
 
     def extreme(self, largest: bool = True) -> Arch:
@@ -268,7 +269,8 @@ class PathSampler(GeneratorStateMixin, nn.Module):
             if lo <= cost <= hi and cost > best_cost:
                 best, best_cost = self._arch(code, r), cost
         if best is None:
-            raise ArchError(f'flops_range=[{_fmt(lo)}, {_fmt(hi)}]: no path '
+            f = self.table.fmt
+            raise ArchError(f'flops_range=[{f(lo)}, {f(hi)}]: no path '
                             'in range to distil from')
         return best
 
