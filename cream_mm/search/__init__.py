@@ -31,3 +31,5 @@ from .nsga2 import NSGA2Search  # noqa: E402  (registers final 'nsga2')
 __all__ += ['KShotSearch', 'KShotOptimWrapperConstructor', 'NSGA2Search']
 from .telemetry import SearchTelemetryHook, read_telemetry  # noqa: E402
 __all__ += ['SearchTelemetryHook', 'read_telemetry']
+from .det_cream import DetCreamSearch  # noqa: E402
+__all__ += ['DetCreamSearch']

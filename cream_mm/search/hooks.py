@@ -133,6 +133,9 @@ class CreamSearchHook(Hook):
 
     def _load(self, runner, cfg) -> list:
         loader = Runner.build_dataloader(cfg, seed=runner.seed)
+        model = self._model(runner)
+        if hasattr(model, 'attach_search_meta'):  # classes of the metric
+            model.attach_search_meta(loader.dataset.metainfo)
         return list(loader)
 
     def before_train(self, runner) -> None:
@@ -330,7 +333,9 @@ class SearchDigestHook(Hook):
             return
         model = CreamSearchHook._model(runner)
         outputs = outputs or {}
-        ce = outputs.get('ce', outputs.get('loss_max'))  # sandwich: max CE
+        # sandwich: max CE; detection search: the detector's task loss
+        ce = outputs.get('ce', outputs.get('loss_max',
+                                           outputs.get('task_loss')))
         board = model.board_table() if hasattr(model, 'board_table') else []
         row = dict(iter=runner.iter + 1, **model.last_step,
                    board=[[r['arch'], r['flops'], r['score']]
