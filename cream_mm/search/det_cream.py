@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 from mmdet.registry import METRICS as DET_METRICS
 from mmdet.registry import MODELS as DET_MODELS
-from mmengine.config import ConfigDict
+from mmengine.config import Config, ConfigDict
 from mmengine.evaluator import Evaluator
 from mmpretrain.registry import MODELS
 from torch.func import functional_call
@@ -400,7 +400,9 @@ class DetCreamSearch(CreamSearch):
         refuse_nonfinite(state.items(), f'export of {weights}')
         torch.save(dict(state_dict=state, meta=dict(arch=format_arch(arch))),
                    weights)
-        model = dict(_delete_=True, **_plain(self.child_detector_cfg(arch)))
+        model = _plain(self.child_detector_cfg(arch))
+        if 'model' in Config.fromfile(det_base):  # replace, do not merge
+            model = dict(_delete_=True, **model)
         text = (f'# The detector searched by Cream: {format_arch(arch)}\n'
                 f"_base_ = ['{det_base}']\n"
                 f'custom_imports = dict(imports=[\'cream_mm\'], '

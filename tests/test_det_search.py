@@ -1,0 +1,231 @@
+"""Cream on the detection objective (DetCreamSearch): Eq. 5's per-anchor KD
+by hand, Eq. 4's bounded matching input and its self-match zero, board
+scores from the metric (a stand-in and a real CocoMetric), Eq. 6 through
+backbone, neck and head, the detectors it wraps, export to a loadable
+detector config with the fixed child's backbone keys, and its errors."""
+import math
+
+import pytest
+import torch
+from mmdet.registry import MODELS as DET_MODELS
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+import _det_toys as T
+from cream_mm.arch import format_arch
+from cream_mm.models import CreamNet
+from cream_mm.models.det_distill import (box_distribution_kd, dense_cls_kd,
+                                         pooled_scores)
+from cream_mm.search import export_arch
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------ Eq. 5: KD
+def test_sigmoid_kd_by_hand():
+    """One anchor, two classes: sum_c BCE(sigmoid(s_c), sigmoid(t_c))."""
+    s = torch.tensor([0., math.log(3)]).reshape(1, 2, 1, 1)
+    t = torch.tensor([math.log(3), 0.]).reshape(1, 2, 1, 1)
+    # targets 0.75 and 0.5; student probabilities 0.5 and 0.75
+    expected = (-(0.75 * math.log(.5) + .25 * math.log(.5))
+                - (.5 * math.log(.75) + .5 * math.log(.25)))
+    kd = dense_cls_kd([s], [t], 2, sigmoid=True)
+    assert kd.item() == pytest.approx(expected, abs=1e-6)
+    # T=2: logits halved, times T^2
+    s2, t2 = s * 2, t * 2
+    assert dense_cls_kd([s2], [t2], 2, True, temperature=2.).item() == \
+        pytest.approx(4 * expected, abs=1e-5)
+
+
+def test_softmax_kd_by_hand_over_levels_and_anchors():
+    """Softmax head (C + 1 = 3 outputs), two levels, anchors averaged:
+    teacher (1/4, 1/4, 1/2) under a uniform student is ln 3 per anchor."""
+    t1 = torch.tensor([0., 0., math.log(2)]).reshape(1, 3, 1, 1)
+    lvl1 = (torch.zeros(1, 3, 1, 1), t1)
+    # level 2: 2x2 positions, 2 anchors each (6 channels), teacher = student
+    s2 = torch.randn(1, 6, 2, 2)
+    kd = dense_cls_kd([lvl1[0], s2], [lvl1[1], s2.clone()], 3,
+                      sigmoid=False)
+    flat = s2.permute(0, 2, 3, 1).reshape(-1, 3)
+    self_ce = -(flat.softmax(-1) * flat.log_softmax(-1)).sum(-1)
+    expected = (math.log(3) + self_ce.sum().item()) / 9
+    assert kd.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_kd_gradient_vanishes_at_the_teacher():
+    s = torch.randn(2, 6, 3, 3, requires_grad=True)
+    for sigmoid in (True, False):
+        kd = dense_cls_kd([s], [s.detach().clone()], 3, sigmoid)
+        g, = torch.autograd.grad(kd, s)
+        assert g.abs().max() < 1e-7
+
+
+def test_box_distribution_kd_by_hand():
+    """reg_max=1: two bins per side; uniform student -> ln 2 per side."""
+    s = torch.zeros(1, 8, 2, 2)
+    t = torch.randn(1, 8, 2, 2)
+    assert box_distribution_kd([s], [t], reg_max=1).item() == \
+        pytest.approx(math.log(2), abs=1e-6)
+
+
+# ------------------------------------------------ Eq. 4: matching input
+def test_pooled_scores_bounded_shape_and_background_dropped():
+    big = [torch.randn(2, 2 * 4, 5, 5) * 50, torch.randn(2, 2 * 4, 3, 3) * 50]
+    z = pooled_scores(big, 4, 3, sigmoid=False, pool='max+mean')
+    assert z.shape == (2, 6) and z.min() >= 0 and z.max() <= 1
+    z = pooled_scores(big, 4, 4, sigmoid=True, pool='max')
+    flat = torch.cat([m.permute(0, 2, 3, 1).reshape(2, -1, 4) for m in big],
+                     1)
+    assert torch.equal(z, flat.sigmoid().amax(1))
+    with pytest.raises(ValueError, match='pool'):
+        pooled_scores(big, 4, 4, True, pool='sum')
+
+
+def test_self_match_is_zero_and_input_bounded():
+    torch.manual_seed(0)
+    model, _ = T.build(match=dict(pool='max+mean'))
+    data = model.data_preprocessor(T.batch([0, 1, 2]), True)
+    arch = model.board_arch(0)
+    other = model.board_arch(1)
+    za, zb, zo = model.match_outputs(data['inputs'][:2], [arch, arch, other])
+    assert za.shape == (2, model.match_dim) == (2, 2 * len(T.CLASSES))
+    assert torch.equal(za - zb, torch.zeros_like(za))
+    assert (za - zo).abs().max() > 0
+    assert za.min() >= 0 and za.max() <= 1
+
+
+# -------------------------------------------- Alg. 1 on a detector
+def test_retinanet_search_steps_distil_match_and_meta_update():
+    torch.manual_seed(0)
+    model, optim = T.build(warmup=dict(iters=1))
+    model.attach_search_val([T.batch([10, 11])])
+    meta0 = [p.clone() for p in model.meta_net.parameters()]
+    logs = [model.train_step(T.batch([i, i + 1]), optim) for i in range(3)]
+    assert 'kd' not in logs[0] and all('kd' in log for log in logs[1:])
+    assert all(math.isfinite(float(log['loss'])) for log in logs)
+    assert model.last_step['meta_update'] and int(model.meta_steps) == 2
+    assert any(not torch.equal(a, b) for a, b in
+               zip(meta0, model.meta_net.parameters()))
+    # board scored from the metric (FakeDetMetric, in %): the last step's
+    # path was scored after its update, with the weights there are now
+    arch, flops, score, it = model.history[-1]
+    assert it == 2 and arch == model.last_step['path']
+    assert score == pytest.approx(model.val_map(model.parse_arch(arch)))
+    assert all(0 <= s <= 100 for s in model.board.scores)
+
+
+def test_eq6_weights_are_the_paths_backbone_neck_and_head():
+    model, _ = T.build()
+    arch = model.board_arch(0)
+    names = model.path_parameters(arch)
+    assert any(n.startswith('detector.neck.') for n in names)
+    assert any(n.startswith('detector.bbox_head.') for n in names)
+    backbone = {n for n in names if n.startswith('detector.backbone.')}
+    assert backbone == {'detector.backbone.' + n for n in
+                        model.backbone.path_parameters(arch)}
+    other = model.board_arch(1)
+    assert backbone != {n for n in model.path_parameters(other)
+                        if n.startswith('detector.backbone.')}
+
+
+@pytest.mark.parametrize('make', [T.faster_rcnn, T.fcos, T.gfl],
+                         ids=['faster_rcnn', 'fcos', 'gfl'])
+def test_other_detectors_wrap(make):
+    torch.manual_seed(0)
+    box = make is T.gfl
+    model, optim = T.build(make(), warmup=dict(iters=1),
+                           distill=dict(box=box))
+    model.attach_search_val([T.batch([10, 11])])
+    if make is T.faster_rcnn:
+        assert model.kd_head is model.detector.rpn_head
+        assert model.match_dim == 1  # the RPN's objectness
+    logs = [model.train_step(T.batch([i, i + 1]), optim) for i in range(2)]
+    assert 'kd' in logs[1] and math.isfinite(float(logs[1]['kd']))
+    assert model.last_step['meta_update']
+
+
+def test_map_from_a_real_coco_metric(tmp_path):
+    """CocoMetric through the search: predictions equal to the ground truth
+    score 100 % mAP, shifted ones less."""
+    ids = [10, 11]
+    model, _ = T.build(evaluator=dict(
+        type='CocoMetric', metric='bbox',
+        ann_file=T.coco_file(tmp_path / 'val.json', ids)),
+        score_key='coco/bbox_mAP')
+    model.attach_search_val([T.batch(ids)])
+    model.attach_search_meta(dict(classes=T.CLASSES))
+    real = model.val_map(model.board_arch(0))
+    assert 0 <= real <= 100
+
+    def oracle(shift):
+        def predict(inputs, samples):
+            for s in samples:
+                gt = s.gt_instances
+                s.pred_instances = InstanceData(
+                    bboxes=gt.bboxes + shift, labels=gt.labels,
+                    scores=torch.ones(len(gt.labels)))
+            return samples
+        return predict
+    model.detector.predict = oracle(0.)
+    assert model.val_map(model.board_arch(0)) == pytest.approx(100.)
+    model.detector.predict = oracle(6.)
+    assert model.val_map(model.board_arch(0)) < 90.
+
+
+# ------------------------------------------------------------- export
+def test_export_loadable_detector_with_the_childs_backbone_keys(tmp_path):
+    torch.manual_seed(0)
+    model, optim = T.build(warmup=dict(iters=1))
+    model.attach_search_val([T.batch([10, 11])])
+    for i in range(2):
+        model.train_step(T.batch([i, i + 1]), optim)
+    arch = model.board_arch(model.board.best())
+    base = tmp_path / 'base.py'
+    base.write_text("default_scope = 'mmdet'\n")
+    summary = export_arch(model, arch, tmp_path / 'out', det_base=str(base))
+    cfg = Config.fromfile(summary['detector_config'])
+    assert cfg.model.backbone.type == 'CreamNet'
+    assert cfg.model.backbone.arch == format_arch(arch)
+    det = DET_MODELS.build(cfg.model)
+    state = torch.load(summary['detector_inherited'],
+                       weights_only=True)['state_dict']
+    det.load_state_dict(state, strict=True)
+    child = CreamNet(arch, out_indices=(2, 4, 6))
+    assert {k[len('backbone.'):] for k in state if
+            k.startswith('backbone.')} == set(child.state_dict())
+    # the same network: eval outputs of the export equal the search's path
+    model.eval()
+    det.eval()
+    x = torch.randn(1, 3, T.SIZE, T.SIZE)
+    model.backbone.set_path(arch)
+    with torch.no_grad():
+        ours = model.detector._forward(x)
+        theirs = det._forward(x)
+    for a, b in zip(ours[0], theirs[0]):
+        torch.testing.assert_close(a, b)
+    assert summary['detector_macs'] > 0
+    # the backbone files of the classification export are there too
+    assert (tmp_path / 'out' / 'searched.arch').read_text().strip() == \
+        format_arch(arch)
+
+
+# ------------------------------------------------------------- errors
+@pytest.mark.parametrize('kwargs, field', [
+    (dict(scoring=dict(early_stop=True)), 'early_stop'),
+    (dict(scoring=dict(screen='entry')), 'screen'),
+    (dict(scoring=dict(on='train_batch')), 'scoring.on'),
+    (dict(distill=dict(box=True)), 'distill.box'),
+    (dict(match=dict(pool='sum')), 'match.pool'),
+    (dict(head=dict(type='CreamClsHead')), 'head'),
+])
+def test_bad_options_are_refused(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        T.build(**kwargs)
+
+
+def test_a_backbone_that_is_no_supernet_is_refused():
+    det = T.retinanet()
+    det['backbone'] = dict(type='CreamNet', arch='cream-14m',
+                           out_indices=(2, 4, 6))
+    with pytest.raises(TypeError, match='not a supernet'):
+        T.build(det, supernet=None)
