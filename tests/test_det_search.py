@@ -186,6 +186,7 @@ def test_export_loadable_detector_with_the_childs_backbone_keys(tmp_path):
     cfg = Config.fromfile(summary['detector_config'])
     assert cfg.model.backbone.type == 'CreamNet'
     assert cfg.model.backbone.arch == format_arch(arch)
+    assert cfg.model.data_preprocessor.type == 'DetDataPreprocessor'
     det = DET_MODELS.build(cfg.model)
     state = torch.load(summary['detector_inherited'],
                        weights_only=True)['state_dict']

@@ -91,6 +91,8 @@ class DetCreamSearch(CreamSearch):
             ``scoring.early_stop`` False).
     """
     train_score_key = 'train_score'
+    #: what the board's scores are (hook logs; rows keep the key 'top1')
+    score_name = 'COCO mAP'
     missing_val_data = (
         'scoring paths by mAP (Eq. 3) and the meta update (Eq. 6) need '
         'held-out detection data: add CreamSearchHook with a '
@@ -106,10 +108,11 @@ class DetCreamSearch(CreamSearch):
                 raise ValueError(f'DetCreamSearch: {key!r} comes from the '
                                  "detector's config; remove it")
         detector = copy.deepcopy(dict(detector))
-        preprocessor = DET_MODELS.build(detector.pop(
-            'data_preprocessor', dict(type='DetDataPreprocessor')))
+        pre_cfg = detector.pop('data_preprocessor',
+                               dict(type='DetDataPreprocessor'))
+        preprocessor = DET_MODELS.build(copy.deepcopy(pre_cfg))
         # plain attributes, read by _build_networks during __init__
-        self._det_args = (detector, supernet, neck)
+        self._det_args = (detector, supernet, neck, pre_cfg)
         self.match_cfg = dict(pool='max')
         self.match_cfg.update(match or {})
         if self.match_cfg['pool'] not in POOLS:
@@ -145,7 +148,7 @@ class DetCreamSearch(CreamSearch):
 
     # ------------------------------------------------------------ building
     def _build_networks(self, supernet, head) -> None:
-        detector, supernet, neck = self._det_args
+        detector, supernet, neck, pre_cfg = self._det_args
         if supernet is not None:
             detector['backbone'] = dict(supernet)
         neck_update = dict(neck or {})
@@ -157,7 +160,9 @@ class DetCreamSearch(CreamSearch):
                 detector['neck']['in_channels'] = [
                     int(bb.out_channels[i]) for i in bb.out_indices]
                 del bb
-        self.detector_cfg = copy.deepcopy(detector)
+        # the detector's own config (exported with the fixed child)
+        self.detector_cfg = dict(copy.deepcopy(detector),
+                                 data_preprocessor=pre_cfg)
         # ConfigDict: mmdet's heads read their train/test cfg by attribute
         self.detector = DET_MODELS.build(ConfigDict(detector))
         if not hasattr(self.detector.backbone, 'set_path'):
@@ -329,10 +334,12 @@ class DetCreamSearch(CreamSearch):
                 evaluator.process(self.detector.predict(
                     data['inputs'], data['data_samples']))
         metrics = evaluator.evaluate(self._val_total())
+        self.val_scored += 1
+        if not metrics:  # CocoMetric: no detection at all on the subset
+            return 0.  # (its logged "results ... empty"): an AP of 0
         if self.score_key not in metrics:
             raise KeyError(f'score_key={self.score_key!r}: the evaluator '
                            f'gives {", ".join(sorted(metrics))}')
-        self.val_scored += 1
         return 100. * float(metrics[self.score_key])
 
     def val_top1(self, arch: Arch) -> float:

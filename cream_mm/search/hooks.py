@@ -66,6 +66,11 @@ def json_finite(obj):
     return obj
 
 
+def _score_name(model) -> str:
+    """What the board's scores are (top-1; mAP for a detection search)."""
+    return getattr(model, 'score_name', 'top-1')
+
+
 #: what the final selection does when its data overlaps the scoring subset
 OVERLAP_POLICIES = ('error', 'warn')
 
@@ -229,7 +234,8 @@ class CreamSearchHook(Hook):
         if self.every_n_train_iters(runner, self.log_interval) if \
                 self.log_interval else False:
             rows = model.board_table()
-            runner.logger.info('board (top-1 %, FLOPs M):\n' + '\n'.join(
+            runner.logger.info(f'board ({_score_name(model)} %, FLOPs M):\n'
+                               + '\n'.join(
                 f"  {r['score']:6.2f}  {r['flops']:8.2f}  {r['arch']}"
                 for r in rows))
         if self.plot_interval and self.every_n_train_iters(
@@ -287,7 +293,8 @@ class CreamSearchHook(Hook):
             rows = run_final(self.final, model, **args)
         best = model.sampler.parse(rows[0]['arch'])
         runner.logger.info(f'final selection ({self.final}): '
-                           f"{rows[0]['arch']} top-1 {rows[0]['top1']:.2f}")
+                           f"{rows[0]['arch']} {_score_name(model)} "
+                           f"{rows[0]['top1']:.2f}")
         if getattr(model, 'use_board', False):
             self.write_board(runner, dict(final=rows, **extra))
         elif not hasattr(model, 'board') and is_main_process():
