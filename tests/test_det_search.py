@@ -3,12 +3,14 @@ by hand, Eq. 4's bounded matching input and its self-match zero, board
 scores from the metric (a stand-in and a real CocoMetric), Eq. 6 through
 backbone, neck and head, the detectors it wraps, export to a loadable
 detector config with the fixed child's backbone keys, and its errors."""
+import copy
 import math
 
 import pytest
 import torch
 from mmdet.registry import MODELS as DET_MODELS
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import _det_toys as T
@@ -187,7 +189,8 @@ def test_export_loadable_detector_with_the_childs_backbone_keys(tmp_path):
     assert cfg.model.backbone.type == 'CreamNet'
     assert cfg.model.backbone.arch == format_arch(arch)
     assert cfg.model.data_preprocessor.type == 'DetDataPreprocessor'
-    det = DET_MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # as tools/train.py
+        det = DET_MODELS.build(cfg.model)
     state = torch.load(summary['detector_inherited'],
                        weights_only=True)['state_dict']
     det.load_state_dict(state, strict=True)
@@ -230,3 +233,36 @@ def test_a_backbone_that_is_no_supernet_is_refused():
                            out_indices=(2, 4, 6))
     with pytest.raises(TypeError, match='not a supernet'):
         T.build(det, supernet=None)
+
+
+# ------------------------------------------------------------- resume
+def _steps(model, optim, ids):
+    model.attach_search_val([T.batch([10, 11])])
+    for i in ids:
+        model.train_step(T.batch([i, i + 1]), optim)
+
+
+def test_state_dict_round_trip_continues_bit_exact():
+    """Steps 1-4 in one go equal steps 1-2, state_dict / optimiser state
+    into a differently initialised model, steps 3-4 (the in-process core of
+    the kill-and-resume test of test_det_search_dist.py)."""
+    torch.manual_seed(0)
+    ref, ref_optim = T.build(warmup=dict(iters=1))
+    _steps(ref, ref_optim, range(4))
+    torch.manual_seed(0)
+    first, first_optim = T.build(warmup=dict(iters=1))
+    _steps(first, first_optim, range(2))
+    state = copy.deepcopy(first.state_dict())
+    optim_state = copy.deepcopy(first_optim.state_dict())
+    torch.manual_seed(123)
+    second, second_optim = T.build(warmup=dict(iters=1))
+    second.load_state_dict(state, strict=True)
+    second_optim.load_state_dict(optim_state)
+    _steps(second, second_optim, range(2, 4))
+    assert int(ref.meta_steps) == 3 and ref.board_table() == \
+        second.board_table()
+    a, b = ref.state_dict(), second.state_dict()
+    assert a.keys() == b.keys()
+    assert not any(k.startswith(('backbone.', 'head.')) for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
