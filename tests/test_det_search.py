@@ -266,3 +266,32 @@ def test_state_dict_round_trip_continues_bit_exact():
     assert not any(k.startswith(('backbone.', 'head.')) for k in a)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_starts_from_a_classification_supernet_checkpoint(tmp_path):
+    """Step 1 -> 2 of the chain: the detection search's hypernetwork loads
+    the classification search's checkpoint strictly (``backbone.`` keys)."""
+    from cream_mm.search import CreamSearch
+    torch.manual_seed(1)
+    cls = CreamSearch(
+        supernet=dict(type='CreamSupernet', space=dict(
+            name='mbconv', max_depths=1, input_size=32)),
+        head=dict(type='CreamClsHead', num_classes=4, head_channels=16),
+        board=dict(num_paths=2), meta=dict(hidden=8))
+    ckpt = tmp_path / 'supernet.pth'
+    torch.save(dict(state_dict=cls.state_dict()), ckpt)
+    supernet = dict(T.SUPERNET, init_cfg=dict(
+        type='Pretrained', checkpoint=str(ckpt), prefix='backbone.'))
+    torch.manual_seed(2)
+    model, _ = T.build(supernet=supernet)
+    model.init_weights()
+    theirs = cls.backbone.state_dict()
+    ours = model.backbone.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    # a checkpoint that does not fill the supernet is refused
+    torch.save(dict(state_dict={k: v for k, v in cls.state_dict().items()
+                                if 'blocks.6' not in k}), ckpt)
+    model, _ = T.build(supernet=supernet)
+    with pytest.raises(Exception, match='missing|Missing'):
+        model.init_weights()
