@@ -3,6 +3,7 @@ stage hypernetwork at 64 px inside an mmdet RetinaNet / FCOS / GFL /
 Faster R-CNN with narrow necks and heads, synthetic images with boxes, and
 a COCO annotation file of them (for a real ``CocoMetric``)."""
 import json
+import os
 
 import torch
 from mmdet.registry import METRICS
@@ -13,6 +14,7 @@ from mmengine.structures import InstanceData
 
 import cream_mm  # noqa: F401  (registers DetCreamSearch)
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
 CLASSES = ('a', 'b', 'c')
 SUPERNET = dict(type='CreamSupernet', out_indices=(2, 4, 6),

@@ -295,3 +295,31 @@ def test_starts_from_a_classification_supernet_checkpoint(tmp_path):
     model, _ = T.build(supernet=supernet)
     with pytest.raises(Exception, match='missing|Missing'):
         model.init_weights()
+
+
+def _build_config(name):
+    cfg = Config.fromfile(f'{T.ROOT}/configs/det_search/{name}')
+    cfg.model.supernet.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return cfg, DET_MODELS.build(cfg.model)
+
+
+def test_embedded_config_is_a_delta_of_the_retinanet_config():
+    cfg, model = _build_config('tiny_det_cream_composite.py')
+    base = Config.fromfile(
+        f'{T.ROOT}/configs/embedded/retinanet_cream-s_fpn_composite.py')
+    assert cfg.model.detector.bbox_head == base.model.bbox_head
+    assert model.detector.neck.in_channels == [40, 96, 320]
+    lo, hi = cfg.model.flops_range
+    assert all(lo <= f <= hi for f in model.board.flops)
+    assert cfg.search_val_dataloader.dataset.offset == \
+        cfg.train_dataloader.dataset.indices
+
+
+@pytest.mark.slow
+def test_paper_config_builds():
+    cfg, model = _build_config('retinanet_r50_to_cream_search_coco.py')
+    assert type(model.detector).__name__ == 'RetinaNet'
+    assert model.detector.neck.in_channels == [40, 96, 320]
+    assert model.detector.neck.start_level == 0
+    assert len(model.board) == 10
