@@ -71,6 +71,11 @@ class SeededSubset(Dataset):
     def __getitem__(self, i: int):
         return self.dataset[int(self.indices[i])]
 
+    def get_data_info(self, i: int) -> dict:
+        """The inner dataset's annotation of image ``i`` (width, height:
+        what mmdet's ``AspectRatioBatchSampler`` reads)."""
+        return self.dataset.get_data_info(int(self.indices[i]))
+
     def get_gt_labels(self) -> np.ndarray:
         """Labels of the sample (inner ``get_cat_ids``, no image made)."""
         return np.array([self.dataset.get_cat_ids(int(j))[0]

@@ -34,3 +34,5 @@ __all__ += ['SearchTelemetryHook', 'read_telemetry']
 from .flops_table import CostTable  # noqa: E402
 from .latency_table import LatencyTable  # noqa: E402
 __all__ += ['CostTable', 'LatencyTable']
+from .det_cream import DetCreamSearch  # noqa: E402
+__all__ += ['DetCreamSearch']

@@ -98,15 +98,20 @@ class SupernetAlgorithm(BaseModel):
                  nonfinite_patience: int = 20):
         super().__init__(data_preprocessor=build_preprocessor(
             data_preprocessor), init_cfg=init_cfg)
-        self.backbone = MODELS.build(supernet)
-        self.head = MODELS.build(head)
+        self._build_networks(supernet, head)
         self.channels_last = bool(channels_last)
         if self.channels_last:  # NHWC weights and inputs (faster on CPU)
             self.backbone.to(memory_format=torch.channels_last)
             self.head.to(memory_format=torch.channels_last)
-        self.num_classes = self.head.num_classes
         self._val_batches: list | None = None
         self.nonfinite = NonFiniteGuard(nonfinite_patience)
+
+    def _build_networks(self, supernet: dict, head: dict) -> None:
+        """``backbone`` (the supernet), ``head`` and ``num_classes``
+        (mmpretrain's registry; a detection search builds a detector)."""
+        self.backbone = MODELS.build(supernet)
+        self.head = MODELS.build(head)
+        self.num_classes = self.head.num_classes
 
     @staticmethod
     def _labels(data_samples) -> torch.Tensor:

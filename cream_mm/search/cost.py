@@ -40,11 +40,14 @@ def model_geometry(model_cfg: dict) -> tuple:
 
 def build_cost(cost: dict | None, space, num_classes: int,
                head_channels: int, in_channels: int = 3,
-               flops_metric: str = 'flops', flops_range=(None, None)):
+               flops_metric: str = 'flops', flops_range=(None, None),
+               flops_table=None):
     """``(table, range)`` of a search: a FlopsTable over ``flops_range``
     when ``cost`` is None or ``dict(type='flops')``, else the latency
-    table and ``cost.range`` (ms). Bad keys or values: one error naming
-    the field and the allowed values."""
+    table and ``cost.range`` (ms). ``flops_table``: a callable building
+    the search's own FlopsTable (e.g. the detection search's backbone-only
+    count); default: the classification path with its head. Bad keys or
+    values: one error naming the field and the allowed values."""
     cost = dict(cost or dict(type='flops'))
     kind = cost.get('type', 'flops')
     if kind not in COST_TYPES:
@@ -56,7 +59,9 @@ def build_cost(cost: dict | None, space, num_classes: int,
         raise ValueError(f'cost: unknown keys {unknown} for type '
                          f'{kind!r}; allowed {", ".join(allowed)}')
     if kind == 'flops':
-        return FlopsTable(space, flops_metric, num_classes), flops_range
+        table = (flops_table() if flops_table is not None
+                 else FlopsTable(space, flops_metric, num_classes))
+        return table, flops_range
     if not cost.get('table'):
         raise ValueError("cost.table: the latency table file is required "
                          "(build one with tools/build_latency_table.py)")

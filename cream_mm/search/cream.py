@@ -141,7 +141,8 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
             cost, self.space, self.num_classes,
             getattr(getattr(self.head, 'conv_head', None), 'out_channels',
                     1280), self.backbone.in_channels,
-            flops_metric, flops_range)
+            flops_metric, flops_range,
+            flops_table=lambda: self._flops_table(flops_metric))
         attach_cost_digest(self, self.table)  # latency: resume checks it
         self.sampler = PathSampler(self.space, self.table, cost_range,
                                    **sampler_kwargs(sampler))
@@ -155,7 +156,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                              risk_on='val')
         self.meta_cfg.update(meta or {})
         _check('meta.risk_on', self.meta_cfg['risk_on'], SCORE_ON)
-        self.meta_net = (MetaMatchingNetwork(self.num_classes,
+        self.meta_net = (MetaMatchingNetwork(self.match_dim,
                                              self.meta_cfg['hidden'])
                          if matching == 'meta' else None)
         self.distill_cfg = dict(temperature=1., weight=1.,
@@ -194,6 +195,55 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                 code, res, cost = self.sampler.sample_code()
                 if self.board.index(code, res) is None:
                     self.board.add(code, res, cost)
+
+    # ---------------------------------------------- what a task defines
+    # (classification here; :class:`DetCreamSearch` the detector's)
+    #: key of the training-batch score in the step's log
+    train_score_key = 'top1'
+
+    def _flops_table(self, metric: str) -> FlopsTable:
+        """Flops(.) of Eq. 3: the path with the classification head."""
+        return FlopsTable(self.space, metric, self.num_classes)
+
+    @property
+    def match_dim(self) -> int:
+        """Width of Eq. 4's per-image matching input (the logits)."""
+        return self.num_classes
+
+    def _split_batch(self, data: dict) -> tuple:
+        """``(inputs, targets)`` of a preprocessed batch."""
+        return data['inputs'], self._labels(data['data_samples'])
+
+    def student_forward(self, x, y, arch: Arch, record: list):
+        """``(student output, task loss)``: the path's logits and CE."""
+        student = self.forward_path(x, arch, record)
+        return student, F.cross_entropy(
+            student, y, label_smoothing=self.distill_cfg['label_smoothing'])
+
+    def distill_term(self, x, student, teacher: Arch, record: list):
+        """KD of Eq. 5: the student's logits against the board path's
+        soft targets (shared weights, no grad)."""
+        t_logits = self.aux_logits(x, teacher, record)
+        return (self.kd_loss(student, t_logits)
+                if self.kd_loss is not None else soft_cross_entropy(
+                    student, t_logits, self.distill_cfg['temperature']))
+
+    def match_outputs(self, x, archs: Sequence[Arch]) -> list:
+        """Eq. 4's per-path outputs on the matching images, one no-grad
+        forward under one normalisation (:meth:`shared_aux_logits`)."""
+        return self.shared_aux_logits(x, archs)
+
+    def meta_risk(self, params: dict, arch: Arch, x_val, y_val):
+        """R of Eq. 6: CE on held-out data with the path's weights
+        replaced by ``params`` (BN on batch statistics)."""
+        with bn_batch_stats(self):
+            logits = functional_call(self, params, (x_val, ),
+                                     dict(mode='tensor', arch=arch))
+        return F.cross_entropy(logits, y_val)
+
+    def train_score(self, student, y) -> float:
+        """The training-batch score of the sampled path (top-1, %)."""
+        return self.batch_top1(student.detach(), y)
 
     # ------------------------------------------------------------- paths
     @property
@@ -416,7 +466,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
                                   generator=self.sampler.generator))
             return self.board_arch(slots[j]), weight, None
         m = self.meta_cfg['match_images'] or len(x)
-        *z_board, z_alpha = self.shared_aux_logits(
+        *z_board, z_alpha = self.match_outputs(
             x[:m], [self.board_arch(k) for k in slots] + [arch])
         diffs = torch.stack(z_board) - z_alpha
         with torch.no_grad():
@@ -445,10 +495,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
             a, b = loss_coefficients(rho, self.distill_cfg['loss_form'])
             new = {n: p.detach() - lr * (a * gc + b * gk)
                    for (n, p), gc, gk in zip(params.items(), g_ce, g_kd)}
-            with bn_batch_stats(self):
-                logits = functional_call(self, new, (x_val, ),
-                                         dict(mode='tensor', arch=arch))
-            risk = F.cross_entropy(logits, y_val)
+            risk = self.meta_risk(new, arch, x_val, y_val)
         theta = list(self.meta_net.parameters())
         return torch.autograd.grad(risk, theta), risk.detach()
 
@@ -464,7 +511,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         sup_ow, meta_ow = self._wrappers(optim_wrapper)
         with sup_ow.optim_context(self):
             data = self.data_preprocessor(data, True)
-        x, y = data['inputs'], self._labels(data['data_samples'])
+        x, y = self._split_batch(data)
         code, res, flops = self.sampler.sample_code()  # line 3
         arch = self.space.decode(code, res)
         active = self.past_warmup()
@@ -476,18 +523,12 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
 
         record: list = []  # the student's features, reused by the teacher
         with sup_ow.optim_context(self):
-            student = self.forward_path(x, arch, record)
-            ce = F.cross_entropy(student, y,
-                                 label_smoothing=self.distill_cfg[
-                                     'label_smoothing'])
+            student, ce = self.student_forward(x, y, arch, record)
             teacher, rho, meta_input = (self.select_teacher(
                 x, student, arch, code, res) if active else (None, 0., None))
             kd = None
             if teacher is not None:  # line 5: soft targets of the board path
-                t_logits = self.aux_logits(x, teacher, record)
-                kd = (self.kd_loss(student, t_logits)
-                      if self.kd_loss is not None else soft_cross_entropy(
-                          student, t_logits, self.distill_cfg['temperature']))
+                kd = self.distill_term(x, student, teacher, record)
             form = self.distill_cfg['loss_form']
             loss = distill_loss(ce, kd, rho, form)
         if not self.finite_step(loss, sup_ow, x):
@@ -541,7 +582,7 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
             sup_ow.step()  # AMP: unscale, clip, skip on inf (GradScaler)
             sup_ow.zero_grad()
 
-        train_acc = self.batch_top1(student.detach(), y)
+        train_acc = self.train_score(student, y)
         if self.use_board and active:  # lines 7-8
             with sup_ow.optim_context(self):
                 self.update_board(code, res, flops, arch, train_acc, x, y)
@@ -551,7 +592,8 @@ class CreamSearch(WarmupSchedule, SupernetAlgorithm):
         self.last_step = dict(path=format_arch(arch), teacher=(
             format_arch(teacher) if teacher is not None else None),
             rho=float(rho), meta_update=bool(meta_due))
-        log.update(loss=loss.detach(), ce=ce.detach(), top1=train_acc)
+        log.update(loss=loss.detach(), ce=ce.detach())
+        log[self.train_score_key] = train_acc
         return log
 
     def _wrappers(self, optim_wrapper):

@@ -76,6 +76,10 @@ def export_arch(model, arch, out_dir: str, name: str = 'searched',
     ``embedded/cream-14m_fmnist.py`` and
     ``embedded/retinanet_cream-s_fpn_trees.py`` (see the tiny search
     configs), so search -> retrain -> detect chains by files alone.
+    A detection search (:class:`~cream_mm.search.det_cream.DetCreamSearch`)
+    writes its own parts (backbone weights only) and also
+    ``<name>_detector.py`` / ``<name>_detector.pth``: the searched detector
+    and its inherited weights.
     ``cls_input_size``: ``'search'`` retrains at the path's search
     resolution (pipelines of the embedded classifier rewritten), an int at
     that size, None keeps the base config's pipelines. The classifier's
@@ -93,17 +97,21 @@ def export_arch(model, arch, out_dir: str, name: str = 'searched',
     from ..models.supernet import CreamSupernet
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    parts = (_cream_parts(model, arch)
-             if isinstance(model.backbone, CreamSupernet)
-             else _protocol_parts(model, arch, _base(det_base)))
+    if hasattr(model, 'export_parts'):  # a detection search's own parts
+        parts = model.export_parts(arch)
+    else:
+        parts = (_cream_parts(model, arch)
+                 if isinstance(model.backbone, CreamSupernet)
+                 else _protocol_parts(model, arch, _base(det_base)))
     text, size, child, head = (parts['text'], parts['size'], parts['child'],
                                parts['head'])
     weights = out / f'{name}_inherited.pth'
     # device-free: the head may be the search's own (on its device)
     state = {f'backbone.{k}': v.detach().cpu().contiguous()
              for k, v in child.state_dict().items()}
-    state.update({f'head.{k}': v.detach().cpu().contiguous()
-                  for k, v in head.state_dict().items()})
+    if head is not None:
+        state.update({f'head.{k}': v.detach().cpu().contiguous()
+                      for k, v in head.state_dict().items()})
     refuse_nonfinite(state.items(), f'export of {text} to {weights}')
     (out / f'{name}.arch').write_text(text + '\n')
     torch.save(dict(state_dict=state, meta=dict(arch=text)), weights)
@@ -126,6 +134,9 @@ def export_arch(model, arch, out_dir: str, name: str = 'searched',
                    inherited=str(weights.resolve()),
                    cls_base=_base(cls_base), det_base=_base(det_base),
                    **(extra or {}))
+    if hasattr(model, 'export_detector'):  # the searched detector itself
+        summary.update(model.export_detector(arch, out, name,
+                                             _base(det_base)))
     (out / f'{name}.json').write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -67,6 +67,11 @@ def json_finite(obj):
     return obj
 
 
+def _score_name(model) -> str:
+    """What the board's scores are (top-1; mAP for a detection search)."""
+    return getattr(model, 'score_name', 'top-1')
+
+
 #: what the final selection does when its data overlaps the scoring subset
 OVERLAP_POLICIES = ('error', 'warn')
 
@@ -134,6 +139,9 @@ class CreamSearchHook(Hook):
 
     def _load(self, runner, cfg) -> list:
         loader = Runner.build_dataloader(cfg, seed=runner.seed)
+        model = self._model(runner)
+        if hasattr(model, 'attach_search_meta'):  # classes of the metric
+            model.attach_search_meta(loader.dataset.metainfo)
         return list(loader)
 
     def before_train(self, runner) -> None:
@@ -229,7 +237,8 @@ class CreamSearchHook(Hook):
             rows = model.board_table()
             unit = getattr(getattr(model, 'table', None), 'unit',
                            BOARD_FLOPS_UNIT)
-            runner.logger.info(f'board (top-1 %, {unit}):\n' + '\n'.join(
+            runner.logger.info(f'board ({_score_name(model)} %, {unit}):\n'
+                               + '\n'.join(
                 f"  {r['score']:6.2f}  {r['flops']:8.2f}  {r['arch']}"
                 for r in rows))
         if self.plot_interval and self.every_n_train_iters(
@@ -290,7 +299,8 @@ class CreamSearchHook(Hook):
             rows = run_final(self.final, model, **args)
         best = model.sampler.parse(rows[0]['arch'])
         runner.logger.info(f'final selection ({self.final}): '
-                           f"{rows[0]['arch']} top-1 {rows[0]['top1']:.2f}")
+                           f"{rows[0]['arch']} {_score_name(model)} "
+                           f"{rows[0]['top1']:.2f}")
         if getattr(model, 'use_board', False):
             self.write_board(runner, dict(final=rows, **extra))
         elif not hasattr(model, 'board') and is_main_process():
@@ -339,7 +349,9 @@ class SearchDigestHook(Hook):
             return
         model = CreamSearchHook._model(runner)
         outputs = outputs or {}
-        ce = outputs.get('ce', outputs.get('loss_max'))  # sandwich: max CE
+        # sandwich: max CE; detection search: the detector's task loss
+        ce = outputs.get('ce', outputs.get('loss_max',
+                                           outputs.get('task_loss')))
         board = model.board_table() if hasattr(model, 'board_table') else []
         row = dict(iter=runner.iter + 1, **model.last_step,
                    board=[[r['arch'], r['flops'], r['score']]

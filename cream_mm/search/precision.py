@@ -51,9 +51,12 @@ def unscaled_grads(optim_wrapper, loss: torch.Tensor,
     """``d loss / d params`` in the parameters' dtype (fp32): under AMP the
     backward runs on the scaled loss (no fp16 underflow) and the gradients
     are divided by the scale (a power of two: exact). Non-finite values
-    (an overflowing scale) are left for the caller to test."""
+    (an overflowing scale) are left for the caller to test. A parameter
+    ``loss`` does not depend on gets a zero gradient (a detector's KD term
+    reads no box-regression weight)."""
     grads = torch.autograd.grad(scaled(optim_wrapper, loss), list(params),
-                                retain_graph=retain_graph)
+                                retain_graph=retain_graph, allow_unused=True,
+                                materialize_grads=True)
     if not is_amp(optim_wrapper) or \
             not optim_wrapper.loss_scaler.is_enabled():
         return list(grads)
