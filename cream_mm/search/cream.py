@@ -63,6 +63,7 @@ from .base import (SupernetAlgorithm, WarmupSchedule, bn_counters,
                    running_stats, sampler_kwargs)
 from .board import PathBoard
 from .cost import attach_cost_digest, build_cost
+from .flops_table import FlopsTable
 from .precision import all_finite, check_lr, unscaled_grads
 from .runtime import (GradMeanHooks, _mode_modules, all_reduce_mean,
                       all_reduce_sum, bn_batch_stats, distributed)
