@@ -130,6 +130,19 @@ def test_eq6_weights_are_the_paths_backbone_neck_and_head():
                         if n.startswith('detector.backbone.')}
 
 
+def test_board_rows_report_the_whole_detectors_macs():
+    model, _ = T.build()
+    rows = model.board_table()
+    assert rows and all(r['detector_gmacs'] > 0 for r in rows)
+    # the whole detector (neck and head at 64 px) costs more than the
+    # backbone, and a costlier backbone gives a costlier detector
+    for r in rows:
+        assert r['detector_gmacs'] * 1e3 > r['flops']
+    by_flops = sorted(rows, key=lambda r: r['flops'])
+    if by_flops[0]['flops'] < by_flops[-1]['flops']:
+        assert by_flops[0]['detector_gmacs'] < by_flops[-1]['detector_gmacs']
+
+
 @pytest.mark.parametrize('make', [T.faster_rcnn, T.fcos, T.gfl],
                          ids=['faster_rcnn', 'fcos', 'gfl'])
 def test_other_detectors_wrap(make):

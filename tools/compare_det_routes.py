@@ -1,13 +1,17 @@
 """Detection-searched vs classification-searched vs random architectures.
 
 Each architecture (the detection search's ``searched.arch``, the
-classification search's, and ``--random`` paths drawn uniformly in the
-backbone FLOPs band of the detection search) is retrained on the embedded
+classification search's, and ``--random`` paths drawn by the detection
+search's sampler in its backbone FLOPs band and kept only if they also lie
+in the classification search's band, so every route shares one band) is
+retrained on the embedded
 classification data and trained as a RetinaNet on the embedded composite
 set with the same schedule, for every seed of ``--seeds``; the detector's
 COCO AP, AP50, APs/m/l on the val split are read from ``tools/test.py``'s
 log and summarised as mean and standard deviation over seeds, with each
-route's search cost (wall time of its search run from the mmengine log).
+route's search cost (wall time of its search runs from their mmengine
+logs: the classification route is the supernet search; the detection route
+is that search plus the detection search).
 
     python tools/compare_det_routes.py \\
         --det-search work_dirs/det_search_chain/detsearch \\
@@ -15,12 +19,17 @@ route's search cost (wall time of its search run from the mmengine log).
         --random 3 --seeds 0 1 2 --work-dir work_dirs/compare_routes
 
 ``--dry-run`` prints the commands without running them; ``--quick`` runs
-2 iterations per stage (wiring only). Writes ``results.json`` and
-``results.md`` into the work dir.
+2 iterations per stage (wiring only); ``--jobs N`` runs N (arch, seed)
+trainings at once, each with ``OMP_NUM_THREADS`` = cores / N. A run whose
+test log already holds its AP is not run again, so a killed comparison
+continues where it stopped. Writes ``results.json`` and ``results.md``
+into the work dir.
 """
 import argparse
+import concurrent.futures
 import datetime
 import json
+import os
 import os.path as osp
 import re
 import statistics
@@ -35,6 +44,7 @@ KEYS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 CLS_BASE = ROOT / 'configs/embedded/cream-14m_fmnist.py'
 DET_BASE = ROOT / 'configs/embedded/retinanet_cream-s_fpn_composite.py'
 DET_SEARCH_CFG = ROOT / 'configs/det_search/tiny_det_cream_composite.py'
+CLS_SEARCH_CFG = ROOT / 'configs/search/tiny_cream_embedded.py'
 
 
 def parse_args(argv=None):
@@ -48,42 +58,67 @@ def parse_args(argv=None):
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--work-dir', default='work_dirs/compare_routes')
     p.add_argument('--python', default=sys.executable)
+    p.add_argument('--jobs', type=int, default=1,
+                   help='trainings run at once (default 1)')
     p.add_argument('--dry-run', action='store_true')
     p.add_argument('--quick', action='store_true')
     args = p.parse_args(argv)
     if args.random < 0:
         p.error('--random: at least 0')
+    if args.jobs < 1:
+        p.error('--jobs: at least 1')
     return args
+
+
+def _band(cfg_path: Path, with_head: bool):
+    """(space, FlopsTable, flops_range) of a search config, counted as that
+    search counts (the classification search with its head, the detection
+    search without)."""
+    from mmengine.config import Config
+
+    from cream_mm.models.supernet import SearchSpace
+    from cream_mm.search.flops_table import FlopsTable
+    cfg = Config.fromfile(str(cfg_path)).model
+    space = SearchSpace.build(dict(cfg.supernet.space))
+    num_classes = cfg.get('head', {}).get('num_classes', 1000)
+    table = FlopsTable(space, 'flops', num_classes, with_head=with_head)
+    return space, table, tuple(cfg.flops_range)
 
 
 def random_archs(n: int, seed: int = 0) -> list[str]:
     """``n`` paths drawn by the detection search's sampler in its FLOPs
-    band (its config: space, input size, ``flops_range``)."""
-    from mmengine.config import Config
-
+    band (its config: space, input size, ``flops_range``) that also lie in
+    the classification search's band."""
     from cream_mm.arch import format_arch
-    from cream_mm.models.supernet import SearchSpace
-    from cream_mm.search.flops_table import FlopsTable
     from cream_mm.search.sampler import PathSampler
-    cfg = Config.fromfile(str(DET_SEARCH_CFG)).model
-    space = SearchSpace.build(dict(cfg.supernet.space))
-    table = FlopsTable(space, 'flops', with_head=False)
-    sampler = PathSampler(space, table, tuple(cfg.flops_range),
-                          seed=1000 + seed)
-    return [format_arch(sampler.sample()) for _ in range(n)]
+    space, table, band = _band(DET_SEARCH_CFG, False)
+    _, cls_table, (lo, hi) = _band(CLS_SEARCH_CFG, True)
+    sampler = PathSampler(space, table, band, seed=1000 + seed)
+    out = []
+    for _ in range(100000):
+        arch = sampler.sample()
+        if lo <= cls_table.arch_cost(arch) <= hi:
+            out.append(format_arch(arch))
+            if len(out) == n:
+                return out
+    raise SystemExit('no path lies in both FLOPs bands')
 
 
-def backbone_mflops(arch: str) -> float | None:
-    """Backbone FLOPs (M, paper counting) at the detection search's input
-    size: the band every route must share."""
-    from mmengine.config import Config
-
-    from cream_mm.models.complexity import arch_cost
+def mflops(arch: str) -> dict | None:
+    """The arch's FLOPs (M, paper counting) as each search counts them:
+    the detection search's backbone at its input size, and the
+    classification search's network with its head at 32 px; and whether
+    each lies in that search's band."""
     if arch.startswith('<'):
         return None
-    size = Config.fromfile(str(DET_SEARCH_CFG)).model.supernet.space[
-        'input_size']
-    return arch_cost(arch, size, with_head=False).flops / 1e6
+    out = {}
+    for key, path, head in (('det', DET_SEARCH_CFG, False),
+                            ('cls', CLS_SEARCH_CFG, True)):
+        _, table, (lo, hi) = _band(path, head)
+        cost = table.arch_cost(arch)
+        out[f'{key}_mflops'] = cost / 1e6
+        out[f'in_{key}_band'] = bool(lo <= cost <= hi)
+    return out
 
 
 def search_cost(work_dir: str) -> float | None:
@@ -101,20 +136,35 @@ def search_cost(work_dir: str) -> float | None:
     return (t[1] - t[0]).total_seconds()
 
 
-def run(cmd, log: Path, dry: bool) -> str:
-    print(' '.join(map(str, cmd)) + f'  > {log}')
+def run(cmd, log: Path, dry: bool, threads: int | None = None) -> str:
+    print(' '.join(map(str, cmd)) + f'  > {log}', flush=True)
     if dry:
         return ''
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
     with open(log, 'w') as f:
-        subprocess.run(list(map(str, cmd)), cwd=ROOT, stdout=f,
+        subprocess.run(list(map(str, cmd)), cwd=ROOT, stdout=f, env=env,
                        stderr=subprocess.STDOUT, check=True)
     return log.read_text()
+
+
+def read_ap(text: str) -> dict:
+    """The COCO figures of a ``tools/test.py`` log."""
+    return {k: float(m.group(1)) for k in KEYS for m in
+            [re.search(rf'coco/{k}: (-?[0-9.]+)', text)] if m}
 
 
 def train_and_test(arch: str, seed: int, out: Path, args) -> dict:
     """Retrain ``arch`` (classification), RetinaNet from it, test: AP."""
     py, dry = args.python, args.dry_run
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    done = out / 'test.log'
+    if not dry and done.is_file() and len(read_ap(done.read_text())) == \
+            len(KEYS):
+        print(f'{out}: done before, kept', flush=True)
+        return read_ap(done.read_text())
     quick = (['--cfg-options', 'train_cfg.max_iters=2',
               'train_cfg.val_interval=2',
               'default_hooks.checkpoint.interval=2'] if args.quick else [])
@@ -124,7 +174,7 @@ def train_and_test(arch: str, seed: int, out: Path, args) -> dict:
                        f"model = dict(backbone=dict(arch='{arch}'))\n"
                        f'randomness = dict(seed={seed})\n')
     run([py, 'tools/train.py', cls_cfg, '--work-dir', out / 'cls', *quick],
-        out / 'cls.log', dry)
+        out / 'cls.log', dry, threads)
     ckpts = sorted((out / 'cls').glob('iter_*.pth'), key=osp.getmtime)
     ckpt = ckpts[-1] if ckpts else out / 'cls' / 'iter_N.pth'
     det_cfg = out / 'retinanet.py'
@@ -135,13 +185,12 @@ def train_and_test(arch: str, seed: int, out: Path, args) -> dict:
         f"    checkpoint='{ckpt.resolve()}')))\n"
         f'randomness = dict(seed={seed})\n')
     run([py, 'tools/train.py', det_cfg, '--work-dir', out / 'det', *quick],
-        out / 'det.log', dry)
+        out / 'det.log', dry, threads)
     dets = sorted((out / 'det').glob('iter_*.pth'), key=osp.getmtime)
     det = dets[-1] if dets else out / 'det' / 'iter_N.pth'
     text = run([py, 'tools/test.py', det_cfg, det, '--work-dir',
-                out / 'test'], out / 'test.log', dry)
-    return {k: float(m.group(1)) for k in KEYS for m in
-            [re.search(rf'coco/{k}: ([0-9.]+)', text)] if m}
+                out / 'test'], out / 'test.log', dry, threads)
+    return read_ap(text)
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -171,28 +220,47 @@ def main(argv=None):
             f'<{path}>'
     for i, a in enumerate(random_archs(args.random)):
         archs[f'random-{i}'] = a
-    cost = {'detection-search': search_cost(args.det_search),
-            'classification-search': search_cost(args.cls_search)}
+    sup = search_cost(args.cls_search)
+    det = search_cost(args.det_search)
+    cost = {'classification-search': dict(total_s=sup, supernet_s=sup),
+            'detection-search': dict(
+                total_s=None if None in (sup, det) else sup + det,
+                supernet_s=sup, detection_search_s=det)}
+    jobs = [(name, arch, s) for name, arch in archs.items()
+            for s in args.seeds]
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = {job: pool.submit(train_and_test, job[1], job[2],
+                                    work / job[0] / f'seed{job[2]}', args)
+                   for job in jobs}
+        rows = {job: f.result() for job, f in futures.items()}
     results = {}
     for name, arch in archs.items():
-        rows = [train_and_test(arch, s, work / name / f'seed{s}', args)
-                for s in args.seeds]
-        results[name] = dict(arch=arch, backbone_mflops=backbone_mflops(arch),
-                             seeds=args.seeds, runs=rows,
-                             summary=summarise(rows),
-                             search_cost_s=cost.get(name))
+        runs = [rows[(name, arch, s)] for s in args.seeds]
+        results[name] = dict(arch=arch, flops=mflops(arch),
+                             seeds=args.seeds, runs=runs,
+                             summary=summarise(runs),
+                             search_cost=cost.get(name))
     if args.dry_run:
         return results
     work.mkdir(parents=True, exist_ok=True)
     (work / 'results.json').write_text(json.dumps(results, indent=1))
-    lines = ['| route | arch | backbone MFLOPs | ' + ' | '.join(KEYS) +
-             ' | search s |', '|' + '---|' * (len(KEYS) + 4)]
+    lines = ['| route | arch | backbone MFLOPs (160 px) | MFLOPs (32 px, '
+             'head) | ' + ' | '.join(KEYS) + ' | search s |',
+             '|' + '---|' * (len(KEYS) + 5)]
     for name, r in results.items():
         cells = [f"{r['summary'][k]['mean']:.3f} ± {r['summary'][k]['std']:.3f}"
                  if k in r['summary'] else '-' for k in KEYS]
-        lines.append(f"| {name} | `{r['arch']}` | "
-                     f"{r['backbone_mflops']:.1f} | " + ' | '.join(cells) +
-                     f" | {r['search_cost_s'] or '-'} |")
+        f = r['flops'] or {}
+
+        def fl(key):
+            if f'{key}_mflops' not in f:
+                return '-'
+            return (f"{f[f'{key}_mflops']:.1f}" +
+                    ('' if f[f'in_{key}_band'] else ' (out of band)'))
+        total = (r['search_cost'] or {}).get('total_s')
+        lines.append(f"| {name} | `{r['arch']}` | {fl('det')} | {fl('cls')} "
+                     '| ' + ' | '.join(cells) +
+                     f" | {'-' if total is None else f'{total:.0f}'} |")
     (work / 'results.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
     return results

@@ -429,6 +429,20 @@ class DetCreamSearch(CreamSearch):
                     detector_inherited=str(weights.resolve()),
                     detector_macs=self.detector_macs(arch))
 
+    def board_table(self) -> list[dict]:
+        """The board as rows, each with the whole detector's multiply-adds
+        at the detection input size (``detector_gmacs``, mmengine's traced
+        counter; None for a two-stage detector) beside the backbone FLOPs
+        the board's cost counts (``flops``, as DetNAS and mmrazor count)."""
+        rows = super().board_table()
+        cache = self.__dict__.setdefault('_det_macs_cache', {})
+        for r in rows:
+            if r['arch'] not in cache:
+                macs = self.detector_macs(self.sampler.parse(r['arch']))
+                cache[r['arch']] = None if macs is None else macs / 1e9
+            r['detector_gmacs'] = cache[r['arch']]
+        return rows
+
     @torch.no_grad()
     def detector_macs(self, arch: Arch, size: int | None = None
                       ) -> float | None:
