@@ -35,7 +35,15 @@ def test_ap_read_from_the_test_log_including_minus_one():
 
 def test_a_finished_run_is_kept(tmp_path, monkeypatch):
     (tmp_path / 'test.log').write_text(LOG)
-    monkeypatch.setattr(C, 'run', lambda *a, **k: pytest.fail('reran'))
+    (tmp_path / 'cls.py').write_text("model = dict(backbone=dict("
+                                     "arch='k3e4'))\n")
     args = C.parse_args(['--det-search', 'd', '--cls-search', 'c'])
+    calls = []
+    monkeypatch.setattr(C, 'run', lambda *a, **k: calls.append(a) or LOG)
     assert C.train_and_test('k3e4', 0, tmp_path, args)['bbox_mAP_50'] == \
         pytest.approx(0.301)
+    assert not calls
+    # another architecture in the same folder (a route's search rerun) is
+    # trained again
+    C.train_and_test('k5e6', 0, tmp_path, args)
+    assert len(calls) == 3

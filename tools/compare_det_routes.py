@@ -161,8 +161,10 @@ def train_and_test(arch: str, seed: int, out: Path, args) -> dict:
     py, dry = args.python, args.dry_run
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     done = out / 'test.log'
-    if not dry and done.is_file() and len(read_ap(done.read_text())) == \
-            len(KEYS):
+    same = (out / 'cls.py').is_file() and \
+        f"arch='{arch}'" in (out / 'cls.py').read_text()
+    if not dry and same and done.is_file() and \
+            len(read_ap(done.read_text())) == len(KEYS):
         print(f'{out}: done before, kept', flush=True)
         return read_ap(done.read_text())
     quick = (['--cfg-options', 'train_cfg.max_iters=2',
