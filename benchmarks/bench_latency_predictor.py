@@ -53,7 +53,7 @@ def parse_args(argv=None):
                    help='random exported architectures per runtime')
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--repeats', type=int, default=50)
-    p.add_argument('--calib', type=int, default=10)
+    p.add_argument('--calib', type=int, default=30)
     p.add_argument('--depth', type=int, default=None,
                    help="override the space's max_depths (smaller: faster)")
     p.add_argument('--seed', type=int, default=1)

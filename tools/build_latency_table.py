@@ -41,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--repeats', type=int, default=50)
-    p.add_argument('--calib', type=int, default=10,
+    p.add_argument('--calib', type=int, default=30,
                    help='whole networks timed to calibrate the predictor '
                    '(0: plain sum only)')
     p.add_argument('--seed', type=int, default=0,

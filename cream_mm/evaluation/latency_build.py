@@ -49,7 +49,7 @@ def calibration_archs(space, n: int, seed: int) -> list[str]:
 def build_table(space, num_classes: int, head_channels: int, out,
                 device: str = 'cpu', runtime: str = 'fused',
                 threads: int = 1, batch_size: int = 1, warmup: int = 10,
-                repeats: int = 50, calib: int = 10, seed: int = 0,
+                repeats: int = 50, calib: int = 30, seed: int = 0,
                 in_channels: int = 3, log=print) -> dict:
     """Measure (or finish measuring) the table of ``space`` into ``out``;
     returns the table's data."""
