@@ -483,6 +483,10 @@ def test_tiny_latency_search_end_to_end(tmp_path):
     summary = json.loads((work / 'search' / 'searched.json').read_text())
     assert summary['latency_ms'] == pytest.approx(board['final'][0]['flops'])
     assert summary['latency_conditions']['runtime'] == 'fused'
+    # the exported classifier and RetinaNet configs carry the prediction
+    for name in ('searched_cls.py', 'searched_retinanet.py'):
+        text = (work / 'search' / name).read_text()
+        assert 'ms predicted (calibrated latency table: fused' in text, name
 
 
 def test_resume_with_another_table_is_refused(tmp_path):
