@@ -15,6 +15,7 @@ if [ $# -gt 0 ]; then
 fi
 cd "$(dirname "$0")/.."
 . scripts/stage.sh
+STAGE_TAG=det-chain
 PY=${PY:-.venv/bin/python}
 W=${WORK_DIR:-work_dirs/det_search_chain}
 export PYTHONWARNINGS="ignore::UserWarning:pkg_resources,ignore:pkg_resources is deprecated"
