@@ -28,7 +28,7 @@ from mmengine.config import Config
 from figures import Figures, add_json_arg
 import cream_mm  # noqa: F401
 from cream_mm.arch import format_arch
-from cream_mm.evaluation.latency_build import build_table
+from cream_mm.evaluation.latency_build import DEFAULT_CALIB, build_table
 from cream_mm.evaluation.latency_measure import (RUNTIMES, check_runtime,
                                                  measure_network)
 from cream_mm.search.cost import model_geometry
@@ -53,7 +53,7 @@ def parse_args(argv=None):
                    help='random exported architectures per runtime')
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--repeats', type=int, default=50)
-    p.add_argument('--calib', type=int, default=30)
+    p.add_argument('--calib', type=int, default=DEFAULT_CALIB)
     p.add_argument('--depth', type=int, default=None,
                    help="override the space's max_depths (smaller: faster)")
     p.add_argument('--seed', type=int, default=1)

@@ -23,6 +23,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 import cream_mm  # noqa: E402,F401
 from cream_mm.evaluation.latency_measure import (DEVICES, RUNTIMES,  # noqa
                                                  check_runtime)
+from cream_mm.evaluation.latency_build import DEFAULT_CALIB  # noqa: E402
 from cream_mm.search.cost import model_geometry  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--repeats', type=int, default=50)
-    p.add_argument('--calib', type=int, default=30,
+    p.add_argument('--calib', type=int, default=DEFAULT_CALIB,
                    help='whole networks timed to calibrate the predictor '
                    '(0: plain sum only)')
     p.add_argument('--seed', type=int, default=0,

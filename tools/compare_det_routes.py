@@ -28,6 +28,7 @@ into the work dir.
 import argparse
 import concurrent.futures
 import datetime
+import functools
 import json
 import os
 import os.path as osp
@@ -70,10 +71,11 @@ def parse_args(argv=None):
     return args
 
 
+@functools.lru_cache(maxsize=None)
 def _band(cfg_path: Path, with_head: bool):
     """(space, FlopsTable, flops_range) of a search config, counted as that
     search counts (the classification search with its head, the detection
-    search without)."""
+    search without); built once per config."""
     from mmengine.config import Config
 
     from cream_mm.models.supernet import SearchSpace

@@ -28,6 +28,11 @@ from .latency_measure import (current_conditions, measure, measure_network,
                               unit_module)
 
 
+#: whole networks timed to calibrate a table (docs/latency.md: 10 left
+#: the ONNX Runtime predictor at 88-93 % within 10 %, 40 at 91-93 %)
+DEFAULT_CALIB = 30
+
+
 def calibration_archs(space, n: int, seed: int) -> list[str]:
     """``n`` distinct paths: cheapest and costliest by FLOPs, then random."""
     from ..search.flops_table import FlopsTable
@@ -49,7 +54,7 @@ def calibration_archs(space, n: int, seed: int) -> list[str]:
 def build_table(space, num_classes: int, head_channels: int, out,
                 device: str = 'cpu', runtime: str = 'fused',
                 threads: int = 1, batch_size: int = 1, warmup: int = 10,
-                repeats: int = 50, calib: int = 30, seed: int = 0,
+                repeats: int = 50, calib: int = DEFAULT_CALIB, seed: int = 0,
                 in_channels: int = 3, log=print) -> dict:
     """Measure (or finish measuring) the table of ``space`` into ``out``;
     returns the table's data."""
