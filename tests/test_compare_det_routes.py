@@ -34,16 +34,36 @@ def test_ap_read_from_the_test_log_including_minus_one():
 
 
 def test_a_finished_run_is_kept(tmp_path, monkeypatch):
-    (tmp_path / 'test.log').write_text(LOG)
-    (tmp_path / 'cls.py').write_text("model = dict(backbone=dict("
-                                     "arch='k3e4'))\n")
     args = C.parse_args(['--det-search', 'd', '--cls-search', 'c'])
     calls = []
     monkeypatch.setattr(C, 'run', lambda *a, **k: calls.append(a) or LOG)
+    C.train_and_test('k3e4', 0, tmp_path, args)
+    assert len(calls) == 3  # retrain, detector, test
+    (tmp_path / 'test.log').write_text(LOG)
     assert C.train_and_test('k3e4', 0, tmp_path, args)['bbox_mAP_50'] == \
         pytest.approx(0.301)
-    assert not calls
-    # another architecture in the same folder (a route's search rerun) is
-    # trained again
+    assert len(calls) == 3  # kept
+    # another architecture in the same folder (a route's search rerun) or
+    # another detector schedule is trained again
     C.train_and_test('k5e6', 0, tmp_path, args)
-    assert len(calls) == 3
+    assert len(calls) == 6
+    (tmp_path / 'test.log').write_text(LOG)
+    longer = C.parse_args(['--det-search', 'd', '--cls-search', 'c',
+                           '--det-iters', '1200'])
+    C.train_and_test('k5e6', 0, tmp_path, longer)
+    assert len(calls) == 9
+    det_cmd = [str(c) for c in calls[-2][0]]
+    assert 'param_scheduler.1.end=1200' in det_cmd
+    assert 'train_cfg.max_iters=1200' in det_cmd
+
+
+def test_the_detector_schedule_override_names_the_base_cosine_end():
+    """--det-iters edits param_scheduler[1]: it must be the base's cosine
+    decay, ending at the base's max_iters."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(C.DET_BASE))
+    assert cfg.param_scheduler[1].type == 'CosineAnnealingLR'
+    assert cfg.param_scheduler[1].end == cfg.train_cfg.max_iters == 300
+    with pytest.raises(SystemExit):
+        C.parse_args(['--det-search', 'd', '--cls-search', 'c',
+                      '--det-iters', '20'])

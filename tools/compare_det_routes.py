@@ -61,11 +61,17 @@ def parse_args(argv=None):
     p.add_argument('--python', default=sys.executable)
     p.add_argument('--jobs', type=int, default=1,
                    help='trainings run at once (default 1)')
+    p.add_argument('--det-iters', type=int, default=300,
+                   help="the detector's iterations (default 300, the "
+                        "embedded configs' own); the cosine decay, the "
+                        'evaluation and the checkpoint move to the new end')
     p.add_argument('--dry-run', action='store_true')
     p.add_argument('--quick', action='store_true')
     args = p.parse_args(argv)
     if args.random < 0:
         p.error('--random: at least 0')
+    if args.det_iters < 31:
+        p.error('--det-iters: at least 31 (the warm-up is 30 iterations)')
     if args.jobs < 1:
         p.error('--jobs: at least 1')
     return args
@@ -161,10 +167,15 @@ def read_ap(text: str) -> dict:
 def train_and_test(arch: str, seed: int, out: Path, args) -> dict:
     """Retrain ``arch`` (classification), RetinaNet from it, test: AP."""
     py, dry = args.python, args.dry_run
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = max(1, len(os.sched_getaffinity(0)) // args.jobs)
+    cls_text = (f"_base_ = ['{CLS_BASE}']\n"
+                f"model = dict(backbone=dict(arch='{arch}'))\n"
+                f'randomness = dict(seed={seed})\n')
     done = out / 'test.log'
     same = (out / 'cls.py').is_file() and \
-        f"arch='{arch}'" in (out / 'cls.py').read_text()
+        (out / 'cls.py').read_text() == cls_text and \
+        (out / 'schedule').is_file() and \
+        (out / 'schedule').read_text() == str(args.det_iters)
     if not dry and same and done.is_file() and \
             len(read_ap(done.read_text())) == len(KEYS):
         print(f'{out}: done before, kept', flush=True)
@@ -173,10 +184,9 @@ def train_and_test(arch: str, seed: int, out: Path, args) -> dict:
               'train_cfg.val_interval=2',
               'default_hooks.checkpoint.interval=2'] if args.quick else [])
     out.mkdir(parents=True, exist_ok=True)
+    (out / 'schedule').write_text(str(args.det_iters))
     cls_cfg = out / 'cls.py'
-    cls_cfg.write_text(f"_base_ = ['{CLS_BASE}']\n"
-                       f"model = dict(backbone=dict(arch='{arch}'))\n"
-                       f'randomness = dict(seed={seed})\n')
+    cls_cfg.write_text(cls_text)
     run([py, 'tools/train.py', cls_cfg, '--work-dir', out / 'cls', *quick],
         out / 'cls.log', dry, threads)
     ckpts = sorted((out / 'cls').glob('iter_*.pth'), key=osp.getmtime)
@@ -188,7 +198,12 @@ def train_and_test(arch: str, seed: int, out: Path, args) -> dict:
         f"    _delete_=True, type='Pretrained', prefix='backbone.',\n"
         f"    checkpoint='{ckpt.resolve()}')))\n"
         f'randomness = dict(seed={seed})\n')
-    run([py, 'tools/train.py', det_cfg, '--work-dir', out / 'det', *quick],
+    n = args.det_iters
+    schedule = ['--cfg-options', f'train_cfg.max_iters={n}',
+                f'train_cfg.val_interval={n}', f'param_scheduler.1.end={n}',
+                f'default_hooks.checkpoint.interval={n}']
+    run([py, 'tools/train.py', det_cfg, '--work-dir', out / 'det',
+         *(quick or schedule)],
         out / 'det.log', dry, threads)
     dets = sorted((out / 'det').glob('iter_*.pth'), key=osp.getmtime)
     det = dets[-1] if dets else out / 'det' / 'iter_N.pth'
@@ -241,6 +256,7 @@ def main(argv=None):
     for name, arch in archs.items():
         runs = [rows[(name, arch, s)] for s in args.seeds]
         results[name] = dict(arch=arch, flops=mflops(arch),
+                             det_iters=args.det_iters,
                              seeds=args.seeds, runs=runs,
                              summary=summarise(runs),
                              search_cost=cost.get(name))
@@ -265,6 +281,8 @@ def main(argv=None):
         lines.append(f"| {name} | `{r['arch']}` | {fl('det')} | {fl('cls')} "
                      '| ' + ' | '.join(cells) +
                      f" | {'-' if total is None else f'{total:.0f}'} |")
+    lines.append(f'\nRetinaNet {args.det_iters} iterations; seeds '
+                 f"{' '.join(map(str, args.seeds))}; mean ± std over seeds.")
     (work / 'results.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
     return results
