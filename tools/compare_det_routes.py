@@ -245,8 +245,9 @@ def main(argv=None):
             'detection-search': dict(
                 total_s=None if None in (sup, det) else sup + det,
                 supernet_s=sup, detection_search_s=det)}
-    jobs = [(name, arch, s) for name, arch in archs.items()
-            for s in args.seeds]
+    # seed-major: every route's seed 0 before any route's seed 1
+    jobs = [(name, arch, s) for s in args.seeds
+            for name, arch in archs.items()]
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = {job: pool.submit(train_and_test, job[1], job[2],
                                     work / job[0] / f'seed{job[2]}', args)
