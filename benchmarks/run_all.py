@@ -15,6 +15,8 @@ figure, the median, min--max and number of runs, the command, the machine
 (CPU model, cores, library versions) and the date.
 
     python benchmarks/run_all.py                 # full: ~1 h on 2 cores
+    python benchmarks/run_all.py --fresh         # again: compared with the
+                                                 # run it replaces
     python benchmarks/run_all.py --only cream_step --runs 5
     python benchmarks/run_all.py --render-only   # docs from stored runs
     python benchmarks/run_all.py --quick --out /tmp/bench  # smoke test
@@ -43,6 +45,9 @@ from dataclasses import dataclass, field
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
 TEMPLATE = osp.join(HERE, 'benchmarks_template.md')
+# a --fresh full run keeps the full run it replaces here (next to
+# benchmarks.json), and the page compares the two
+PREVIOUS = 'benchmarks_previous.json'
 
 
 @dataclass
@@ -386,6 +391,50 @@ def headline(benches: list, results: dict, check: bool = True) -> str:
     return '\n'.join(rows) + '\n'
 
 
+def agrees(a: dict, b: dict) -> bool:
+    """Two full runs' aggregates of one figure agree when each median lies
+    within the other's min--max."""
+    return (b['min'] <= a['median'] <= b['max'] and
+            a['min'] <= b['median'] <= a['max'])
+
+
+def agreement(benches: list, results: dict, previous: dict | None) -> str:
+    """The target and headline figures of this full run beside those of the
+    previous one (``PREVIOUS``): medians, spreads, difference, agreement."""
+    if not previous or not previous.get('runs'):
+        return ('*One full run is stored. Running `python benchmarks/'
+                'run_all.py --fresh` again keeps this one as the previous '
+                'run and compares the two here.*\n')
+    dates = sorted(r['date'][:10] for r in previous['runs'])
+    rows = [f'Previous full run: {dates[0]}'
+            + ('' if dates[0] == dates[-1] else f' to {dates[-1]}')
+            + f' (`{PREVIOUS}`). Two runs agree on a figure when each '
+            "median lies within the other's min–max.", '',
+            '| benchmark | figure | this run: median (min–max) | previous '
+            'run: median (min–max) | difference | agree |',
+            '|---|---|---|---|---|---|']
+    n_agree = n = 0
+    for b in benches:
+        cur = aggregate([r for r in results['runs'] if r['bench'] == b.name])
+        old = aggregate([r for r in previous['runs']
+                         if r['bench'] == b.name])
+        for key in dict.fromkeys([*b.targets, *b.headline]):
+            if key not in cur or key not in old:
+                continue
+            c, o, u = cur[key], old[key], cur[key]['unit']
+            ok = agrees(c, o)
+            n, n_agree = n + 1, n_agree + ok
+            rows.append(
+                f"| {b.name} | {c['label']} | {fmt(c['median'], u)} "
+                f"({fmt(c['min'], u, False)}–{fmt(c['max'], u)}) | "
+                f"{fmt(o['median'], u)} ({fmt(o['min'], u, False)}–"
+                f"{fmt(o['max'], u)}) | "
+                f"{fmt(c['median'] - o['median'], u)} | "
+                f"{'yes' if ok else '**no**'} |")
+    rows += ['', f'{n_agree} of {n} figures agree.']
+    return '\n'.join(rows) + '\n'
+
+
 def status(results: dict, note: str | None, quick: bool) -> str:
     runs = results['runs']
     if not runs:
@@ -418,10 +467,14 @@ def status(results: dict, note: str | None, quick: bool) -> str:
 
 
 def render(benches: list, results: dict, template: str,
-           note: str | None = None, quick: bool = False) -> str:
+           note: str | None = None, quick: bool = False,
+           previous: dict | None = None) -> str:
     with open(template) as f:
         text = f.read()
     text = text.replace('{{status}}', status(results, note, quick))
+    text = text.replace('{{agreement}}',
+                        '' if quick else agreement(benches, results,
+                                                   previous))
     text = text.replace('{{headline}}', headline(benches, results,
                                                  not quick))
     placed = set(re.findall(r'\{\{bench:([\w-]+)\}\}', text))
@@ -491,6 +544,11 @@ def main(argv=None, benches=None, template=TEMPLATE):
     work_dir = args.work_dir or (osp.join(out, 'runs') if args.quick else
                                  osp.join(ROOT, 'work_dirs', 'benchmarks'))
     results_path = osp.join(out, 'benchmarks.json')
+    previous_path = osp.join(out, PREVIOUS)
+    if args.fresh and not args.quick and not args.render_only and \
+            load(results_path)['runs']:
+        # the full run this one replaces is kept for the comparison
+        save(previous_path, load(results_path))
     if args.render_only:
         results = load(results_path)
         args.quick = args.quick or results.get('quick', False)
@@ -503,7 +561,8 @@ def main(argv=None, benches=None, template=TEMPLATE):
     save(results_path, results)
     md = osp.join(out, 'benchmarks.md')
     with open(md, 'w') as f:
-        f.write(render(benches, results, template, args.note, args.quick))
+        f.write(render(benches, results, template, args.note, args.quick,
+                       None if args.quick else load(previous_path)))
     print(f'wrote {md} and {results_path}')
     return 1 if results.get('failed') else 0
 

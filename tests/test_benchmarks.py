@@ -47,8 +47,8 @@ def fake(tmp_path):
     script = tmp_path / 'fake_bench.py'
     script.write_text(FAKE.format(bench=BENCH))
     template = tmp_path / 'template.md'
-    template.write_text('# B\n\n{{status}}\n{{headline}}\n## A\n\n'
-                        '{{bench:fake_a}}\n')
+    template.write_text('# B\n\n{{status}}\n{{headline}}\n{{agreement}}'
+                        '\n## A\n\n{{bench:fake_a}}\n')
 
     def bench(name, *extra, target='<= 1.05'):
         return Bench(name, f'title {name}', str(script),
@@ -107,6 +107,31 @@ def test_aggregates_resumes_and_renders(fake):
     # --render-only rebuilds the page from the stored runs
     rc, res2, md2 = run([a2, b], '--render-only')
     assert res2['runs'] == res['runs'] and '**1.15×**' in md2
+
+
+def test_a_fresh_full_run_is_compared_with_the_one_it_replaces(fake):
+    bench, run, tmp = fake
+    a = bench('fake_a')
+    a.headline = ('ratio', 'count')
+    rc, res, md = run([a], '--runs', '3')
+    assert 'One full run is stored' in md
+    first = res['runs']
+    rc, res, md = run([a], '--runs', '3', '--fresh')
+    prev = json.loads((tmp / 'out' / run_all.PREVIOUS).read_text())
+    assert prev['runs'] == first  # the replaced run, kept
+    assert [r['figures']['ratio']['value'] for r in res['runs']] == \
+        pytest.approx([1.3, 1.4, 1.5])
+    # ratio: 1.40 (1.30-1.50) against 1.10 (1.00-1.20) -> no; count: yes
+    assert ('| fake_a | fake ratio | 1.40× (1.30–1.50×) | 1.10× '
+            '(1.00–1.20×) | 0.30× | **no** |') in md
+    assert '| fake_a | fake count | 7 (7–7) | 7 (7–7) | 0 | yes |' in md
+    assert '1 of 2 figures agree.' in md
+    # --render-only keeps the comparison; a resumed run keeps the previous
+    _, _, md2 = run([a], '--render-only')
+    assert '1 of 2 figures agree.' in md2
+    run([a], '--runs', '4')
+    assert json.loads((tmp / 'out' / run_all.PREVIOUS).read_text())[
+        'runs'] == first
 
 
 def test_a_failing_benchmark_is_reported_not_stored(fake):
