@@ -545,10 +545,10 @@ def main(argv=None, benches=None, template=TEMPLATE):
                                  osp.join(ROOT, 'work_dirs', 'benchmarks'))
     results_path = osp.join(out, 'benchmarks.json')
     previous_path = osp.join(out, PREVIOUS)
-    if args.fresh and not args.quick and not args.render_only and \
-            load(results_path)['runs']:
-        # the full run this one replaces is kept for the comparison
-        save(previous_path, load(results_path))
+    if args.fresh and not args.quick and not args.render_only:
+        replaced = load(results_path)
+        if replaced['runs']:  # kept for the comparison
+            save(previous_path, replaced)
     if args.render_only:
         results = load(results_path)
         args.quick = args.quick or results.get('quick', False)
